@@ -1,0 +1,116 @@
+"""Claiming: hand each pending job to exactly one of any number of concurrent workers.
+
+The claim is the rename ``pending/<prio>-<id>.json -> running/<id>.json``; whoever's rename succeeds
+owns the job. Specs never change once queued, so the claimer caches parsed specs and the sorted
+listing (refreshed when used up or older than ``relist_interval``): a worker draining thousands of
+jobs does not list and parse the whole queue for each one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from expq.errors import InputError
+from expq.queue.security import check_spec_owner
+from expq.queue.spec import JobSpec
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+
+__all__ = ["Claimer", "dependency_block"]
+
+R = TypeVar("R")
+
+
+def dependency_block(queue: JobQueue, spec: JobSpec) -> tuple[str, int] | None:
+    """``("wait", dep)`` while a dependency has not finished, ``("cancel", dep)`` once one can never
+    succeed, None when every dependency is done. Costs a few stats, never a listing."""
+    for dep in spec.after:
+        state = next((s for s in (State.DONE, State.FAILED, State.CANCELLED)
+                      if queue.paths.job_file(s, dep).exists()), None)
+        if state is State.DONE:
+            continue
+        return ("wait", dep) if state is None else ("cancel", dep)
+    return None
+
+
+class Claimer:
+    """Picks the next runnable job in schedule order (priority, then id) and claims it."""
+
+    def __init__(self, queue: JobQueue, relist_interval: float = 0.5) -> None:
+        self.queue = queue
+        self.relist_interval = relist_interval
+        self._names: list[str] = []
+        self._listed_at = float("-inf")
+        self._specs: dict[str, JobSpec] = {}
+        self.passed_over: list[JobSpec] = []
+
+    def claim(self, reserve: Callable[[JobSpec], R | None],
+              release: Callable[[R], None]) -> tuple[JobSpec, R] | None:
+        """Claim the first pending job whose dependencies are done and for which ``reserve`` returns a
+        reservation (GPUs, a slot), or None; ``passed_over`` then lists the jobs that may run later.
+
+        Jobs whose dependency failed or was cancelled are cancelled on the way, with the reason;
+        malformed or untrusted specs are moved aside.
+        """
+        now = time.monotonic()
+        if not self._names or now - self._listed_at > self.relist_interval:
+            self._names = self.queue.list_names(State.PENDING)
+            self._listed_at = now
+            listed = set(self._names)
+            self._specs = {n: s for n, s in self._specs.items() if n in listed}
+        self.passed_over = []
+        for name in list(self._names):
+            spec = self._spec(name)
+            if spec is None:
+                continue
+            block = dependency_block(self.queue, spec)
+            if block is not None and block[0] == "cancel":
+                self._cancel_for_dependency(name, spec, block[1])
+                continue
+            reservation = reserve(spec) if block is None else None
+            if reservation is None:
+                self.passed_over.append(spec)
+                continue
+            self._forget(name)
+            if self.queue.move(spec, State.PENDING, State.RUNNING):
+                return spec, reservation
+            release(reservation)
+        return None
+
+    def _forget(self, name: str) -> None:
+        self._specs.pop(name, None)
+        if name in self._names:
+            self._names.remove(name)
+
+    def _spec(self, name: str) -> JobSpec | None:
+        cached = self._specs.get(name)
+        if cached is not None:
+            return cached
+        path = self.queue.paths.state_dir(State.PENDING) / name
+        try:
+            with open(path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                raw = handle.read()
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        reason = check_spec_owner(path, info)
+        try:
+            spec = JobSpec.from_json(raw)
+        except InputError as exc:
+            reason = reason or str(exc)
+        if reason:
+            self.queue.reject(State.PENDING, name, reason)
+            self._forget(name)
+            return None
+        self._specs[name] = spec
+        return spec
+
+    def _cancel_for_dependency(self, name: str, spec: JobSpec, dep: int) -> None:
+        self._forget(name)
+        if self.queue.move(spec, State.PENDING, State.CANCELLED):
+            self.queue.write_outcome(spec, {
+                "state": State.CANCELLED.value, "reason": f"dependency {dep} {self.queue.state_of(dep)}",
+                "attempts": 0, "exit_code": None, "finished_at": time.time()})

@@ -1,0 +1,59 @@
+"""What users ask of queued jobs: cancel and retry. Every id is checked before anything changes.
+
+Cancelling a running job only writes a request file; the worker that owns the job kills its process
+tree. Processes talk through the queue directory, never by signalling each other's pids.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from expq.errors import InputError
+from expq.queue.attempts import reset_budget
+from expq.queue.spec import JobSpec
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+
+__all__ = ["cancel", "retry"]
+
+
+def _specs_in(queue: JobQueue, job_ids: Sequence[int], allowed: set[State], verb: str) -> list[tuple[State, JobSpec]]:
+    found = [queue.get(job_id) for job_id in job_ids]  # NotFound before any change
+    for job_id, (state, _) in zip(job_ids, found):
+        if state not in allowed:
+            wanted = " or ".join(sorted(s.value for s in allowed))
+            raise InputError(f"cannot {verb} job {job_id}: it is {state.value} (only {wanted} jobs can be)")
+    return found
+
+
+def cancel(queue: JobQueue, job_ids: Sequence[int]) -> dict[int, str]:
+    """Cancel pending jobs at once and ask the owners of running ones to kill them.
+
+    Returns what happened to each id. Raises NotFound or InputError (a finished job) before changing anything.
+    """
+    outcome: dict[int, str] = {}
+    for state, spec in _specs_in(queue, job_ids, {State.PENDING, State.RUNNING}, "cancel"):
+        if state is State.PENDING and queue.move(spec, State.PENDING, State.CANCELLED):
+            queue.write_outcome(spec, {"state": State.CANCELLED.value, "reason": "cancelled by user",
+                                       "attempts": 0, "exit_code": None, "finished_at": time.time()})
+            outcome[spec.id] = "cancelled"
+        else:  # running, or it was claimed a moment ago: its worker acts on the request
+            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.close(fd)
+            outcome[spec.id] = "cancel requested"
+    return outcome
+
+
+def retry(queue: JobQueue, job_ids: Sequence[int]) -> list[int]:
+    """Put failed or cancelled jobs back in the queue with a fresh retry budget; earlier logs stay.
+
+    Raises NotFound or InputError (a job that is not failed or cancelled) before changing anything.
+    """
+    requeued = []
+    for state, spec in _specs_in(queue, job_ids, {State.FAILED, State.CANCELLED}, "retry"):
+        reset_budget(queue.paths.run(spec.run_dir))
+        queue.paths.cancel_file(spec.id).unlink(missing_ok=True)
+        if queue.move(spec, state, State.PENDING):
+            requeued.append(spec.id)
+    return requeued

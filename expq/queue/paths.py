@@ -1,0 +1,151 @@
+"""The one place that knows where every file of the queue and of a run directory lives."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from expq.queue.spec import MAX_PRIORITY
+from expq.queue.states import State
+
+__all__ = ["QueuePaths", "RunPaths", "DEFAULT_ROOT", "resolve_root", "job_id_of"]
+
+DEFAULT_ROOT = "expq-root"
+
+
+def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """``--root``, else ``$EXPQ_ROOT``, else ``./expq-root``; always absolute."""
+    chosen = root if root is not None else os.environ.get("EXPQ_ROOT") or DEFAULT_ROOT
+    return Path(chosen).expanduser().absolute()
+
+
+def job_id_of(file_name: str) -> int:
+    """The job id in a queue file name (``00042.json`` or ``10000-00042.json``).
+
+    Raises:
+        ValueError: the name is not a queue file name.
+    """
+    stem = file_name[:-5] if file_name.endswith(".json") else ""
+    return int(stem.rpartition("-")[2])
+
+
+@dataclass(frozen=True)
+class QueuePaths:
+    """Paths under ``<root>/queue``: one directory per state plus leases, workers, cancel requests.
+
+    Immutable, so every directory is computed once (``cached_property``): workers ask for them per job.
+    """
+
+    root: Path
+
+    @cached_property
+    def queue(self) -> Path:
+        return self.root / "queue"
+
+    @cached_property
+    def experiments(self) -> Path:
+        return self.root / "experiments"
+
+    def state_dir(self, state: State) -> Path:
+        return self._state_dirs[state]
+
+    @cached_property
+    def _state_dirs(self) -> dict[State, Path]:
+        return {state: self.queue / state.value for state in State}
+
+    @cached_property
+    def incoming(self) -> Path:
+        """Where specs are written before their rename into ``pending/`` makes them visible."""
+        return self.queue / "incoming"
+
+    @cached_property
+    def leases(self) -> Path:
+        return self.queue / "leases"
+
+    @cached_property
+    def workers(self) -> Path:
+        return self.queue / "workers"
+
+    @cached_property
+    def cancel_requests(self) -> Path:
+        return self.queue / "cancel"
+
+    @cached_property
+    def rejected(self) -> Path:
+        """Malformed or untrusted specs, moved aside with a ``.reason`` file beside each."""
+        return self.queue / "rejected"
+
+    @cached_property
+    def id_counter(self) -> Path:
+        return self.queue / "next_id"
+
+    @cached_property
+    def id_lock(self) -> Path:
+        return self.queue / "next_id.lock"
+
+    def all_dirs(self) -> list[Path]:
+        states = [self.state_dir(s) for s in State]
+        return [self.queue, *states, self.incoming, self.leases, self.workers, self.cancel_requests,
+                self.rejected, self.experiments]
+
+    @staticmethod
+    def file_name(state: State, job_id: int, priority: int = 0) -> str:
+        """Pending names start with an inverted priority, so sorting the listing gives the schedule."""
+        if state is State.PENDING:
+            return f"{MAX_PRIORITY - priority:05d}-{job_id:08d}.json"
+        return f"{job_id:08d}.json"
+
+    def job_file(self, state: State, job_id: int, priority: int = 0) -> Path:
+        return self.state_dir(state) / self.file_name(state, job_id, priority)
+
+    def lease_file(self, job_id: int) -> Path:
+        return self.leases / f"{job_id:08d}.json"
+
+    def cancel_file(self, job_id: int) -> Path:
+        return self.cancel_requests / f"{job_id:08d}"
+
+    def worker_file(self, worker_id: str) -> Path:
+        return self.workers / f"{worker_id}.json"
+
+    def run(self, run_dir: str) -> RunPaths:
+        """The files of a job's run directory, given the spec's root-relative ``run_dir``."""
+        return RunPaths(self.root / run_dir)
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Files the worker writes in a run directory (the experiment API writes beside them)."""
+
+    dir: Path
+
+    @cached_property
+    def job(self) -> Path:
+        return self.dir / "job.json"
+
+    @cached_property
+    def config(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @cached_property
+    def env(self) -> Path:
+        return self.dir / "run.env"
+
+    @cached_property
+    def stdout(self) -> Path:
+        return self.dir / "stdout.log"
+
+    @cached_property
+    def stderr(self) -> Path:
+        return self.dir / "stderr.log"
+
+    @cached_property
+    def result(self) -> Path:
+        return self.dir / "result.json"
+
+    @cached_property
+    def attempts(self) -> Path:
+        return self.dir / "attempts"
+
+    def attempt(self, number: int) -> Path:
+        return self.attempts / f"{number}.json"

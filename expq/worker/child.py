@@ -1,0 +1,140 @@
+"""A job's child process: started in its own session with its logs as its stdout and stderr,
+reaped with ``wait4`` for its rusage, and killed together with every process it started."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import psutil
+
+__all__ = ["spawn", "ExitStatus", "reap", "JobTree", "process_started", "pid_alive"]
+
+
+def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: int, stderr_fd: int,
+          pass_fds: Sequence[int]) -> int:
+    """Start the job and return its pid; the log descriptors are handed over, nothing is pumped.
+
+    Raises:
+        OSError: the command cannot be executed (not found, not executable, bad cwd).
+    """
+    child = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+                             stdout=stdout_fd, stderr=stderr_fd, start_new_session=True,
+                             pass_fds=tuple(pass_fds))
+    # The worker reaps with os.wait4 itself; drop Popen's bookkeeping so nothing else waits on the pid.
+    child.returncode = 0
+    return child.pid
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a child ended: an exit code, or the signal that killed it; peak RSS from its rusage."""
+
+    exit_code: int | None
+    signal: str | None
+    peak_rss_bytes: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def reap(pid: int) -> ExitStatus | None:
+    """The child's status if it has exited (it is reaped then), else None; never blocks."""
+    try:
+        got, status, usage = os.wait4(pid, os.WNOHANG)
+    except ChildProcessError:
+        return ExitStatus(None, None, 0)
+    if got == 0:
+        return None
+    peak = usage.ru_maxrss * 1024
+    if os.WIFSIGNALED(status):
+        return ExitStatus(None, signal.Signals(os.WTERMSIG(status)).name, peak)
+    return ExitStatus(os.waitstatus_to_exitcode(status), None, peak)
+
+
+def process_started(pid: int) -> float:
+    """A process's start time, which together with its pid names it uniquely."""
+    return psutil.Process(pid).create_time()
+
+
+def pid_alive(pid: int, started: float) -> bool:
+    """Whether ``pid`` still names the process that started at ``started`` (not a recycled pid)."""
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - started) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+class JobTree:
+    """Every process of one job: the child, its descendants, its process group, and any process
+    carrying the job's ``EXPQ_RUN_DIR`` (a grandchild that started its own session and was
+    re-parented still inherits it)."""
+
+    def __init__(self, pid: int, pgid: int, run_dir: str, trust_pid: bool = True) -> None:
+        """``trust_pid=False`` for a pid read from a dead worker's lease, which may have been recycled:
+        then only processes carrying the job's ``EXPQ_RUN_DIR`` count."""
+        self.pid = pid
+        self.pgid = pgid
+        self.run_dir = run_dir
+        self.trust_pid = trust_pid
+        self._known: dict[int, psutil.Process] = {}
+
+    def snapshot(self, scan_environ: bool = True) -> list[psutil.Process]:
+        """Find the tree's live processes now; remembered, so a later signal reaches them all."""
+        found: list[psutil.Process] = []
+        if self.trust_pid:
+            try:
+                root = psutil.Process(self.pid)
+                found = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                found = []
+        me = os.getpid()
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid == me or proc.pid in self._known:
+                continue
+            try:
+                if (self.trust_pid and os.getpgid(proc.pid) == self.pgid) or (
+                        scan_environ and proc.environ().get("EXPQ_RUN_DIR") == self.run_dir):
+                    found.append(proc)
+            except (psutil.Error, ProcessLookupError, PermissionError):
+                continue
+        for proc in found:
+            if proc.pid != me:
+                self._known.setdefault(proc.pid, proc)
+        return list(self._known.values())
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to every process of the tree still alive (ESRCH tolerated: it just ended)."""
+        for proc in self.snapshot():
+            try:
+                proc.send_signal(sig)  # psutil checks the pid still names the same process
+            except psutil.Error:
+                continue
+        if not self.trust_pid:
+            return
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left in the job's process group (one syscall; ESRCH when empty)."""
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+
+    def alive(self) -> list[psutil.Process]:
+        """Processes of the tree (as last seen) that have not exited yet."""
+        alive = []
+        for proc in self._known.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.NoSuchProcess:
+                continue
+        return alive

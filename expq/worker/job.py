@@ -1,0 +1,205 @@
+"""Starting one job (run directory, env file, logs, child) and finishing it (attempt record,
+result, state). Every failure here ends that job with a readable reason, never the worker."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
+from expq.queue.paths import RunPaths
+from expq.queue.spec import JobSpec
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+from expq.worker.child import ExitStatus, JobTree, spawn
+from expq.worker.envfile import env_file_text, job_environment
+from expq.worker.result import result_record, write_result
+
+__all__ = ["RunningJob", "Identity", "StartError", "start_job", "fail_to_start", "end_processes", "finish_job",
+           "target_state"]
+
+log = logging.getLogger(__name__)
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is running jobs: recorded in attempts, leases and results."""
+
+    worker_id: str
+    host: str
+    pid: int
+    pid_started: float
+    slurm_job: str = ""
+
+
+@dataclass
+class RunningJob:
+    spec: JobSpec
+    run: RunPaths
+    attempt: Attempt
+    pid: int
+    tree: JobTree
+    reservation: list[tuple[str, int]]
+    deadline: float | None
+    stopping: Outcome | None = None
+    stop_reason: str = ""
+    kill_at: float | None = None
+    fenced: bool = False
+
+
+class StartError(Exception):
+    """A job could not be started; the message is the reason recorded for it."""
+
+    def __init__(self, reason: str, attempt: Attempt | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempt = attempt
+
+
+def start_job(queue: JobQueue, spec: JobSpec, reservation: list[tuple[str, int]], who: Identity,
+              base_env: dict[str, str], now: float) -> RunningJob:
+    """Prepare the run directory and start the child.
+
+    Raises:
+        StartError: the job cannot run (bad cwd, command not found, disk full); its attempt is recorded.
+    """
+    run = queue.paths.run(spec.run_dir)
+    gpus = tuple(gpu for gpu, _ in reservation)
+    try:
+        run.dir.mkdir(parents=True, exist_ok=True)
+        attempt = Attempt(next_attempt_number(run), who.host, who.worker_id, now, gpus, who.slurm_job)
+    except OSError as exc:
+        raise StartError(f"cannot prepare run directory {run.dir}: {exc.strerror or exc}") from None
+    try:
+        pid = _launch(queue, spec, run, attempt, reservation, base_env)
+    except OSError as exc:
+        raise StartError(_describe_start_failure(spec, exc), attempt) from None
+    deadline = now + spec.timeout if spec.timeout else None
+    return RunningJob(spec, run, attempt, pid, JobTree(pid, pid, str(run.dir)), reservation, deadline)
+
+
+def _launch(queue: JobQueue, spec: JobSpec, run: RunPaths, attempt: Attempt,
+            reservation: list[tuple[str, int]], base_env: dict[str, str]) -> int:
+    if not run.config.exists():
+        _link_spec(queue.paths.job_file(State.RUNNING, spec.id), run.job, spec)
+        _write_new(run.config, yaml.dump(spec.config, Dumper=_DUMPER, sort_keys=False).encode())
+    variables = job_environment(spec, run, queue.root, attempt.number, attempt.gpus)
+    _write_new(run.env, env_file_text(variables).encode())
+    header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
+              f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.started_at))} ===\n").encode()
+    out = os.open(run.stdout, _LOG_FLAGS, 0o644)
+    try:
+        err = os.open(run.stderr, _LOG_FLAGS, 0o644)
+        try:
+            os.write(out, header)
+            os.write(err, header)
+            if not os.path.isdir(spec.cwd):
+                raise NotADirectoryError(0, "working directory does not exist", spec.cwd)
+            return spawn(spec.command, spec.cwd, {**base_env, **variables}, out, err,
+                         [fd for _, fd in reservation])
+        finally:
+            os.close(err)
+    finally:
+        os.close(out)
+
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Files written before the child starts, which nothing reads until then: no temp file needed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _link_spec(queue_file: Path, job_json: Path, spec: JobSpec) -> None:
+    """``job.json`` is a hard link to the immutable queue file: one syscall instead of a write."""
+    try:
+        os.link(queue_file, job_json)
+    except FileExistsError:
+        return
+    except OSError:  # another filesystem, or links not supported: copy instead
+        _write_new(job_json, spec.to_json())
+
+
+def _describe_start_failure(spec: JobSpec, exc: OSError) -> str:
+    if isinstance(exc, NotADirectoryError) and exc.filename == spec.cwd:
+        return f"working directory {spec.cwd} does not exist"
+    if isinstance(exc, FileNotFoundError) and exc.filename in (spec.command[0], None):
+        return f"command not found: {spec.command[0]}"
+    if isinstance(exc, FileNotFoundError) and exc.filename == spec.cwd:
+        return f"working directory {spec.cwd} does not exist"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or spec.command[0]}"
+    return f"cannot start {spec.command[0]}: {exc.strerror or exc}"
+
+
+def fail_to_start(queue: JobQueue, spec: JobSpec, reason: str, attempt: Attempt | None, now: float) -> None:
+    """End a job that never ran as failed (no retry: the same command would fail the same way)."""
+    run = queue.paths.run(spec.run_dir)
+    try:
+        if attempt is not None:
+            attempt = finish_attempt(run, attempt, outcome=Outcome.FAILED, finished_at=now, reason=reason)
+            write_result(run, result_record(spec.id, State.FAILED, attempt, 0))
+        else:
+            queue.write_outcome(spec, {"state": State.FAILED.value, "reason": reason, "attempts": 0,
+                                       "exit_code": None, "finished_at": now})
+    except OSError as exc:
+        log.error("job %d: could not record its failure (%s)", spec.id, exc)
+    queue.move(spec, State.RUNNING, State.FAILED)
+    log.warning("job %d failed to start: %s", spec.id, reason)
+
+
+def target_state(job: RunningJob, outcome: Outcome) -> State:
+    """Where the job goes after this attempt; retries are spent only by real failures."""
+    if outcome is Outcome.DONE:
+        return State.DONE
+    if outcome is Outcome.CANCELLED:
+        return State.CANCELLED
+    if outcome is Outcome.PREEMPTED:
+        return State.PENDING
+    return State.PENDING if failures(job.run) <= job.spec.retries else State.FAILED
+
+
+def end_processes(job: RunningJob) -> None:
+    """The job is over: whatever it left behind dies with it. A normal exit costs one killpg; a
+    stopped job gets the full search, for grandchildren that escaped into their own session."""
+    if job.stopping is not None:
+        job.tree.signal(signal.SIGKILL)
+    else:
+        job.tree.kill_group()
+
+
+def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float) -> State | None:
+    """Record how the child ended and move the job on; None when the job was taken from this worker."""
+    if job.fenced:
+        log.warning("job %d was taken over by another worker; its result here is dropped", job.spec.id)
+        return None
+    if job.stopping is not None:
+        outcome, reason = job.stopping, job.stop_reason
+    elif status.ok:
+        outcome, reason = Outcome.DONE, ""
+    else:
+        outcome = Outcome.FAILED
+        reason = f"exit code {status.exit_code}" if status.signal is None else f"killed by {status.signal}"
+    attempt = finish_attempt(job.run, job.attempt, outcome=outcome, finished_at=now, exit_code=status.exit_code,
+                             signal=status.signal, reason=reason)
+    target = target_state(job, outcome)
+    if target is not State.PENDING:
+        write_result(job.run, result_record(job.spec.id, target, attempt, status.peak_rss_bytes))
+    if not queue.move(job.spec, State.RUNNING, target):
+        log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
+        return None
+    queue.paths.lease_file(job.spec.id).unlink(missing_ok=True)
+    queue.paths.cancel_file(job.spec.id).unlink(missing_ok=True)
+    return target
+

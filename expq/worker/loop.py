@@ -1,0 +1,275 @@
+"""The worker: claims jobs into free slots, supervises their children, keeps its heartbeat, reaps
+orphans of dead workers, and stops cleanly on SIGTERM. ``step(now)`` is one iteration; ``run()``
+loops over it and sleeps until a child exits, a signal arrives or the poll interval passes."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from expq._fs import atomic_write
+from expq.queue.attempts import Outcome
+from expq.queue.claim import Claimer
+from expq.queue.lease import HeartbeatWatch, Lease, read_lease, write_lease
+from expq.queue.reaper import judge, recover, running_jobs
+from expq.queue.spec import JobSpec
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
+from expq.worker.gpus import GpuLocks
+from expq.worker.job import (Identity, RunningJob, StartError, end_processes, fail_to_start, finish_job,
+                              start_job)
+from expq.worker.signals import SignalFlags
+
+__all__ = ["Worker", "WorkerOptions", "identity"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    gpus: tuple[str, ...] = ()
+    slots: int | None = None
+    drain: bool = False
+    max_jobs: int | None = None
+    poll: float = 0.5
+    heartbeat: float = 5.0
+    lease_timeout: float = 60.0
+    grace: float = 10.0
+    lock_dir: Path = Path("/tmp")
+
+    @property
+    def slot_count(self) -> int:
+        """One job per GPU by default; ``--slots`` for CPU jobs or several jobs per GPU box."""
+        return self.slots if self.slots is not None else max(1, len(self.gpus))
+
+
+def identity(environ: dict[str, str] | os._Environ[str]) -> Identity:
+    """This worker's name, host (``EXPQ_HOST`` overrides, for tests of several hosts) and SLURM task."""
+    host = environ.get("EXPQ_HOST") or socket.gethostname()
+    pid = os.getpid()
+    array = environ.get("SLURM_ARRAY_JOB_ID")
+    slurm = f"{array}_{environ.get('SLURM_ARRAY_TASK_ID')}" if array else environ.get("SLURM_JOB_ID", "")
+    return Identity(f"{host}-{pid}-{uuid.uuid4().hex[:6]}", host, pid, process_started(pid), slurm)
+
+
+class Worker:
+    def __init__(self, queue: JobQueue, options: WorkerOptions, who: Identity | None = None) -> None:
+        self.queue = queue
+        self.options = options
+        self.who = who or identity(os.environ)
+        self.locks = GpuLocks(options.gpus, options.lock_dir)
+        self.claimer = Claimer(queue)
+        self.watch = HeartbeatWatch(options.lease_timeout)
+        self.jobs: dict[int, RunningJob] = {}
+        self.base_env = dict(os.environ)  # copied once: rebuilding it per job costs ~0.1 ms
+        self.started = 0
+        self.stopping = False
+        self.flags: SignalFlags | None = None
+        self._stops_handled = 0
+        self._next_heartbeat = 0.0
+        self._idle = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Check the queue is safe to serve, then announce this worker.
+
+        Raises:
+            NotFound: no queue at the root. InsecureQueue: others can write to it.
+        """
+        self.queue.require().check_secure()
+        self._write_worker_file()
+        log.info("worker %s serving %s with %d slot(s), GPUs [%s]", self.who.worker_id, self.queue.root,
+                 self.options.slot_count, ",".join(self.options.gpus))
+
+    def close(self) -> None:
+        """Kill what still runs (only after an internal error) and withdraw the worker file."""
+        for job in list(self.jobs.values()):
+            job.tree.signal(signal.SIGKILL)
+        self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
+
+    def run(self) -> int:
+        """Serve the queue until stopped, drained or ``--max-jobs`` reached; returns the exit code."""
+        self.open()
+        self.flags = SignalFlags()
+        self.flags.install()
+        try:
+            while self.step(time.time()):
+                self.flags.wait(self._sleep_time(time.time()))
+        finally:
+            self.flags.uninstall()
+            self.close()
+        log.info("worker %s exits after %d job(s)", self.who.worker_id, self.started)
+        return 0
+
+    def step(self, now: float) -> bool:
+        """One iteration; False once the worker should exit."""
+        ended = self._reap_children()
+        self._handle_signals(now)
+        self._supervise(now)
+        if now >= self._next_heartbeat:
+            self._heartbeat(now)
+        if not self.stopping:
+            self._fill_slots(now)
+        if ended:
+            # Recorded after the free slots are refilled, so this bookkeeping overlaps the next
+            # child's start-up instead of delaying it; then claim again for jobs it unblocked.
+            self._record_ended(ended, now)
+            if not self.stopping:
+                self._fill_slots(now)
+        return not self._done()
+
+    def _done(self) -> bool:
+        if self.jobs:
+            return False
+        if self.stopping or (self.options.max_jobs is not None and self.started >= self.options.max_jobs):
+            return True
+        return self.options.drain and self._idle
+
+    def _sleep_time(self, now: float) -> float:
+        wake = [now + self.options.poll, self._next_heartbeat]
+        for job in self.jobs.values():
+            wake += [t for t in (job.deadline, job.kill_at) if t is not None]
+        return max(0.0, min(wake) - now)
+
+    # -- claiming and starting --------------------------------------------------------------
+
+    def _fill_slots(self, now: float) -> None:
+        while len(self.jobs) < self.options.slot_count and not self._max_reached():
+            claimed = self.claimer.claim(self._reserve, self.locks.release)
+            if claimed is None:
+                gpus = len(self.options.gpus)
+                self._idle = not any(spec.gpus <= gpus for spec in self.claimer.passed_over)
+                return
+            self._idle = False
+            self._start(*claimed, now)
+
+    def _max_reached(self) -> bool:
+        return self.options.max_jobs is not None and self.started >= self.options.max_jobs
+
+    def _reserve(self, spec: JobSpec) -> list[tuple[str, int]] | None:
+        if spec.gpus > len(self.options.gpus):
+            return None
+        return self.locks.acquire(spec.gpus)
+
+    def _start(self, spec: JobSpec, reservation: list[tuple[str, int]], now: float) -> None:
+        self.started += 1
+        try:
+            job = start_job(self.queue, spec, reservation, self.who, self.base_env, now)
+        except StartError as exc:
+            self.locks.release(reservation)
+            fail_to_start(self.queue, spec, exc.reason, exc.attempt, now)
+            return
+        self.jobs[spec.id] = job
+        write_lease(self.queue.paths, Lease(spec.id, job.attempt, self.who.pid, self.who.pid_started, job.pid))
+        log.info("job %d started (attempt %d, pid %d, GPUs [%s])", spec.id, job.attempt.number, job.pid,
+                 ",".join(job.attempt.gpus))
+
+    # -- supervising ------------------------------------------------------------------------
+
+    def _reap_children(self) -> list[tuple[RunningJob, ExitStatus]]:
+        """Collect exited children; their leftovers die and their GPUs are free again at once."""
+        ended = []
+        for job_id, job in list(self.jobs.items()):
+            status = reap(job.pid)
+            if status is None:
+                continue
+            del self.jobs[job_id]
+            end_processes(job)
+            self.locks.release(job.reservation)
+            ended.append((job, status))
+        return ended
+
+    def _record_ended(self, ended: list[tuple[RunningJob, ExitStatus]], now: float) -> None:
+        for job, status in ended:
+            try:
+                state = finish_job(self.queue, job, status, now)
+            except OSError as exc:  # a full disk must cost this job, not the worker
+                log.error("job %d: could not record its end (%s); marking it failed", job.spec.id, exc)
+                state = State.FAILED if self.queue.move(job.spec, State.RUNNING, State.FAILED) else None
+            log.info("job %d %s (%s)", job.spec.id, state.value if state else "dropped",
+                     status.signal or f"exit {status.exit_code}")
+
+    def _handle_signals(self, now: float) -> None:
+        if self.flags is None or self.flags.stop_count == self._stops_handled:
+            return
+        self._stops_handled = self.flags.stop_count
+        if not self.stopping:
+            self.stopping = True
+            log.info("received %s: stopping, requeueing %d running job(s)", self.flags.last_stop, len(self.jobs))
+            for job in self.jobs.values():
+                self._terminate(job, Outcome.PREEMPTED, f"worker stopped by {self.flags.last_stop}; requeued", now)
+        else:
+            log.info("second stop signal: killing running jobs now")
+            for job in self.jobs.values():
+                job.tree.signal(signal.SIGKILL)
+
+    def _supervise(self, now: float) -> None:
+        for job in self.jobs.values():
+            if job.stopping is None:
+                if self.queue.paths.cancel_file(job.spec.id).exists():
+                    self._terminate(job, Outcome.CANCELLED, "cancelled by user", now)
+                elif job.deadline is not None and now >= job.deadline:
+                    self._terminate(job, Outcome.TIMEOUT, f"timeout after {job.spec.timeout:g} s", now)
+            elif job.kill_at is not None and now >= job.kill_at:
+                log.warning("job %d ignored SIGTERM for %g s; sending SIGKILL", job.spec.id, self.options.grace)
+                job.tree.signal(signal.SIGKILL)
+                job.kill_at = None
+
+    def _terminate(self, job: RunningJob, outcome: Outcome, reason: str, now: float) -> None:
+        """TERM the whole tree now and KILL what is left after the grace period."""
+        job.stopping, job.stop_reason = outcome, reason
+        job.tree.signal(signal.SIGTERM)
+        job.kill_at = now + self.options.grace
+
+    # -- heartbeat, fencing and orphans ------------------------------------------------------
+
+    def _heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + self.options.heartbeat
+        try:
+            os.utime(self.queue.paths.worker_file(self.who.worker_id))
+        except FileNotFoundError:
+            self._write_worker_file()
+        for job in self.jobs.values():
+            lease = read_lease(self.queue.paths, job.spec.id)
+            if not job.fenced and (lease is None or lease.worker_id != self.who.worker_id
+                                   or not self.queue.paths.job_file(State.RUNNING, job.spec.id).exists()):
+                log.warning("job %d was taken from this worker (lease lost); killing its process tree", job.spec.id)
+                job.fenced = True
+                job.tree.signal(signal.SIGKILL)
+        self._reap_orphans(now)
+
+    def _reap_orphans(self, now: float) -> None:
+        jobs = running_jobs(self.queue, lambda job_id: read_lease(self.queue.paths, job_id))
+        verdicts = judge(jobs, self.who.host, now, self.who.worker_id, pid_alive,
+                         lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now),
+                         self.options.lease_timeout)
+        for verdict in verdicts:
+            if verdict.lease is not None and verdict.lease.host == self.who.host:
+                self._kill_orphan(verdict.lease)
+            state = recover(self.queue, verdict)
+            if state is not None:
+                log.warning("job %d: %s; now %s", verdict.job_id, verdict.reason, state.value)
+
+    def _kill_orphan(self, lease: Lease) -> None:
+        """A dead worker's child may still run here; it must die before its job runs again."""
+        try:
+            spec = self.queue.read(State.RUNNING, self.queue.paths.file_name(State.RUNNING, lease.job_id))
+        except FileNotFoundError:
+            return
+        run_dir = str(self.queue.paths.run(spec.run_dir).dir)
+        JobTree(lease.child_pid, lease.child_pid, run_dir, trust_pid=False).signal(signal.SIGKILL)
+
+    def _write_worker_file(self) -> None:
+        record = {"worker_id": self.who.worker_id, "host": self.who.host, "pid": self.who.pid,
+                  "pid_started": self.who.pid_started, "gpus": list(self.options.gpus),
+                  "slots": self.options.slot_count, "started_at": time.time(), "slurm_job": self.who.slurm_job}
+        atomic_write(self.queue.paths.worker_file(self.who.worker_id), json.dumps(record), durable=False)
+
