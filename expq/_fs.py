@@ -26,15 +26,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool 
     payload = data.encode() if isinstance(data, str) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, payload) if len(payload) < (1 << 30) else _write_all(fd, payload)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        try:
+            _write_all(fd, payload)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError:
-        os.unlink(tmp)
+        os.unlink(tmp)  # a full disk must not also keep the partial temp file
         raise
     if durable:
         fsync_dir(os.path.dirname(path) or ".")

@@ -6,6 +6,7 @@ commit point, so of several processes racing for the same move exactly one succe
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,8 @@ from expq.queue.spec import JobSpec
 from expq.queue.states import State, check_transition
 
 __all__ = ["JobQueue"]
+
+log = logging.getLogger(__name__)
 
 
 class JobQueue:
@@ -154,10 +157,17 @@ class JobQueue:
         atomic_write(target.with_suffix(".reason"), reason + "\n", durable=False)
 
     def write_outcome(self, spec: JobSpec, record: dict[str, object]) -> None:
-        """Write ``result.json`` of a job that ended without running (cancelled, dependency failed)."""
+        """Write ``result.json`` of a job that ended without running (cancelled, dependency failed).
+
+        The state change before it is the commit; this record only adds the reason, so a full disk
+        is logged and does not undo or block the transition.
+        """
         run = self.paths.run(spec.run_dir)
-        run.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run.result, json.dumps(record, indent=1), durable=False)
+        try:
+            run.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(run.result, json.dumps(record, separators=(",", ":")), durable=False)
+        except OSError as exc:
+            log.error("job %d is %s, but its reason could not be recorded: %s", spec.id, record["state"], exc)
 
     def check_ids_exist(self, job_ids: Iterable[int]) -> None:
         """Raises NotFound for the first id that is not a job of this queue."""

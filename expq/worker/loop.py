@@ -167,6 +167,11 @@ class Worker:
             self.locks.release(reservation)
             fail_to_start(self.queue, spec, exc.reason, exc.attempt, now)
             return
+        except Exception as exc:  # noqa: BLE001 - per-job boundary: a bug starting one job must not stop the worker
+            log.exception("job %d: internal error while starting it", spec.id)
+            self.locks.release(reservation)
+            fail_to_start(self.queue, spec, f"internal error while starting: {exc!r}", None, now)
+            return
         self.jobs[spec.id] = job
         write_lease(self.queue.paths, Lease(spec.id, job.attempt, self.who.pid, self.who.pid_started, job.pid))
         log.info("job %d started (attempt %d, pid %d, GPUs [%s])", spec.id, job.attempt.number, job.pid,
@@ -191,8 +196,9 @@ class Worker:
         for job, status in ended:
             try:
                 state = finish_job(self.queue, job, status, now)
-            except OSError as exc:  # a full disk must cost this job, not the worker
-                log.error("job %d: could not record its end (%s); marking it failed", job.spec.id, exc)
+            except Exception as exc:  # noqa: BLE001 - per-job boundary: a full disk (or a bug) costs this job only
+                log.error("job %d: could not record its end (%r); marking it failed", job.spec.id, exc,
+                          exc_info=not isinstance(exc, OSError))
                 state = State.FAILED if self.queue.move(job.spec, State.RUNNING, State.FAILED) else None
             log.info("job %d %s (%s)", job.spec.id, state.value if state else "dropped",
                      status.signal or f"exit {status.exit_code}")
@@ -237,6 +243,8 @@ class Worker:
             os.utime(self.queue.paths.worker_file(self.who.worker_id))
         except FileNotFoundError:
             self._write_worker_file()
+        except OSError as exc:  # e.g. a shared filesystem hiccup: the next beat tries again
+            log.error("could not refresh the heartbeat: %s", exc)
         for job in self.jobs.values():
             lease = read_lease(self.queue.paths, job.spec.id)
             if not job.fenced and (lease is None or lease.worker_id != self.who.worker_id

@@ -1,0 +1,107 @@
+"""A job's run directory, logs, environment, config and result, through a real worker process."""
+from __future__ import annotations
+
+import json
+import sys
+
+import yaml
+
+from expq.worker.envfile import read_env_file
+
+
+def test_job_runs_with_its_run_directory_env_and_result(cluster):
+    script = "import os; print('lr', os.environ['LR_ENV'], os.environ['EXPQ_JOB_ID']); import sys; print('err', file=sys.stderr)"
+    (job_id,) = cluster.submit("--experiment", "exp1", "--set", "model.lr=0.5", "--env", "LR_ENV=x y",
+                               "--", sys.executable, "-c", script)
+    cluster.drain("--gpus", "none")
+    run = cluster.run_dir(job_id)
+    assert cluster.state(job_id) == "done"
+    assert "lr x y 1" in (run / "stdout.log").read_text()
+    assert (run / "stderr.log").read_text().endswith("err\n")
+    assert yaml.safe_load((run / "config.yaml").read_text()) == {"model": {"lr": 0.5}}
+    env = read_env_file(run / "run.env")
+    assert env["EXPQ_JOB_ID"] == str(job_id) and env["EXPQ_RUN_DIR"] == str(run)
+    assert env["EXPQ_EXPERIMENT"] == "exp1" and env["EXPQ_CONFIG"] == str(run / "config.yaml")
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["LR_ENV"] == "x y"
+    assert json.loads((run / "job.json").read_text())["id"] == job_id
+    result = cluster.result(job_id)
+    assert result["state"] == "done" and result["exit_code"] == 0 and result["attempts"] == 1
+    assert result["finished_at"] >= result["started_at"] and result["peak_rss_bytes"] > 0
+    assert result["host"] and result["worker_id"]
+    job = cluster.job(job_id)
+    assert job["state"] == "done" and job["exit_code"] == 0 and job["attempts"] == 1
+
+
+def test_nonzero_exit_fails_with_its_code_and_the_worker_goes_on(cluster):
+    bad = cluster.submit("--", sys.executable, "-c", "raise SystemExit(3)")[0]
+    missing = cluster.submit("--", "no-such-command-expq")[0]
+    good = cluster.submit("--", "true")[0]
+    cluster.drain("--gpus", "none")
+    assert cluster.result(bad)["exit_code"] == 3 and cluster.state(bad) == "failed"
+    assert cluster.result(missing)["reason"] == "command not found: no-such-command-expq"
+    assert cluster.state(missing) == "failed"
+    assert cluster.state(good) == "done"
+
+
+def test_missing_cwd_fails_the_job_with_a_reason(cluster):
+    cwd = cluster.tmp / "work"
+    cwd.mkdir()
+    job_id = cluster.submit("--cwd", str(cwd), "--", "true")[0]
+    cwd.rmdir()
+    cluster.drain("--gpus", "none")
+    assert cluster.state(job_id) == "failed"
+    assert cluster.result(job_id)["reason"] == f"working directory {cwd} does not exist"
+
+
+def test_retries_keep_the_logs_of_every_attempt(cluster):
+    job_id = cluster.submit("--retries", "2", "--", sys.executable, "-c", "print('try'); raise SystemExit(1)")[0]
+    cluster.drain("--gpus", "none")
+    log = (cluster.run_dir(job_id) / "stdout.log").read_text()
+    assert log.count("=== expq job") == 3 and log.count("try") == 3
+    assert cluster.state(job_id) == "failed" and cluster.result(job_id)["attempts"] == 3
+    assert sorted(p.name for p in (cluster.run_dir(job_id) / "attempts").glob("*.json")) == ["1.json", "2.json", "3.json"]
+
+
+def test_a_retry_that_succeeds_ends_done(cluster):
+    script = "import os; raise SystemExit(0 if os.environ['EXPQ_ATTEMPT'] == '2' else 1)"
+    job_id = cluster.submit("--retries", "1", "--", sys.executable, "-c", script)[0]
+    cluster.drain("--gpus", "none")
+    assert cluster.state(job_id) == "done" and cluster.result(job_id)["attempts"] == 2
+
+
+def test_large_output_goes_straight_to_the_log(cluster):
+    size = 200 * 1024 * 1024
+    job_id = cluster.submit("--", "head", "-c", str(size), "/dev/zero")[0]
+    cluster.drain("--gpus", "none")
+    log = cluster.run_dir(job_id) / "stdout.log"
+    header = log.open("rb").readline()
+    assert header.startswith(b"=== expq job")
+    assert log.stat().st_size == size + len(header)
+
+
+def test_priority_then_id_decides_the_order(cluster):
+    order = cluster.tmp / "order.txt"
+    ids = [cluster.submit("--priority", str(p), "--", "sh", "-c", f"echo {tag} >> {order}")[0]
+           for p, tag in [(0, "a"), (5, "b"), (0, "c"), (9, "d")]]
+    cluster.drain("--gpus", "none", "--slots", "1")
+    assert order.read_text().split() == ["d", "b", "a", "c"]
+    assert all(cluster.state(i) == "done" for i in ids)
+
+
+def test_dependencies_run_in_order_and_cancel_on_failure(cluster):
+    order = cluster.tmp / "order.txt"
+    first = cluster.submit("--", "sh", "-c", f"echo first >> {order}")[0]
+    second = cluster.submit("--after", str(first), "--priority", "9", "--", "sh", "-c", f"echo second >> {order}")[0]
+    broken = cluster.submit("--", "false")[0]
+    orphan = cluster.submit("--after", str(broken), "--", "sh", "-c", f"echo orphan >> {order}")[0]
+    cluster.drain("--gpus", "none", "--slots", "2")
+    assert order.read_text().split() == ["first", "second"]
+    assert cluster.state(second) == "done" and cluster.state(orphan) == "cancelled"
+    assert cluster.result(orphan)["reason"] == f"dependency {broken} failed"
+
+
+def test_max_jobs_stops_the_worker(cluster):
+    ids = [cluster.submit("--", "true")[0] for _ in range(3)]
+    proc = cluster.worker("--gpus", "none", "--max-jobs", "2")
+    assert proc.wait(30) == 0
+    assert [cluster.state(i) for i in ids] == ["done", "done", "pending"]

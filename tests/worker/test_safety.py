@@ -1,0 +1,74 @@
+"""Bad specs, foreign specs, insecure queues and a full disk cost a job at most, never the worker."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from expq.queue.states import State
+
+
+def test_malformed_spec_is_moved_aside_with_a_reason(cluster):
+    good = cluster.submit("--", "true")[0]
+    pending = cluster.queue.paths.state_dir(State.PENDING)
+    (pending / "00000-99999998.json").write_text("{not json")
+    (pending / "00000-99999999.json").write_text('{"version": 1, "id": 99999999, "surprise": 1}')
+    cluster.drain("--gpus", "none")
+    assert cluster.state(good) == "done"
+    rejected = cluster.queue.paths.rejected
+    assert "not JSON" in (rejected / "00000-99999998.reason").read_text()
+    assert "unknown keys surprise" in (rejected / "00000-99999999.reason").read_text()
+    assert not list(pending.iterdir())
+
+
+def test_worker_refuses_a_queue_others_can_write(cluster):
+    cluster.submit("--", "true")
+    pending = cluster.queue.paths.state_dir(State.PENDING)
+    pending.chmod(0o777)
+    proc = cluster.worker("--gpus", "none", "--drain")
+    assert proc.wait(30) == 2
+    log = cluster.worker_log(0)
+    assert f"expq: error: refusing {pending}: writable by other users (mode 777)" in log
+    assert f"fix: chmod go-w '{pending}'" in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_spec_owned_by_another_user_is_skipped(cluster):
+    job_id = cluster.submit("--", "true")[0]
+    spec = next(cluster.queue.paths.state_dir(State.PENDING).iterdir())
+    os.chown(spec, 65534, 65534)
+    cluster.drain("--gpus", "none")
+    assert cluster.state(job_id) is None
+    reason = (cluster.queue.paths.rejected / spec.name).with_suffix(".reason").read_text()
+    assert "owned by uid 65534" in reason and "resubmit it as that user" in reason
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 4 MiB tmpfs, so a job can fill the disk its results go to (needs root)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_full_disk_fails_that_job_and_the_worker_goes_on(make_cluster, tiny_disk):
+    small = make_cluster(tiny_disk / "root")
+    filler = tiny_disk / "filler"
+    hog = small.submit("--", "sh", "-c", f"head -c 8000000 /dev/zero > {filler}; exit 0")[0]
+    starved = small.submit("--", "true")[0]
+    small.drain("--gpus", "none", "--slots", "1")
+    assert small.state(hog) == "failed" and small.state(starved) == "failed"
+    log = small.worker_log(0)
+    assert "job 1: could not record its end" in log and "No space left on device" in log
+    filler.unlink()
+    later = small.submit("--", "true")[0]
+    small.drain("--gpus", "none")
+    assert small.state(later) == "done"
