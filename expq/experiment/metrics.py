@@ -1,0 +1,269 @@
+"""Scalar metrics: a hot path that only appends a tuple, and a flusher that writes CSV lines.
+
+``log_scalar`` appends ``(step, value, time)`` to an in-memory list; formatting and writing happen
+in ``flush``, called by one background thread per process every ``interval`` seconds, on close
+and at interpreter exit. Each flush appends one ``os.write`` per series (``O_APPEND``), so a file
+is never rewritten and lines of two processes never interleave. CSV rather than JSON lines
+because NaN and inf are not JSON, and ``step,value,time`` loads directly in numpy or pandas.
+"""
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import numbers
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from expq.errors import InputError, NotFound
+from expq.experiment.tree import relative_name
+
+if TYPE_CHECKING:
+    import numpy
+
+__all__ = ["MetricsSink", "read_scalar", "metric_path", "list_metrics", "DEFAULT_INTERVAL"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 1.0
+HEADER = "step,value,time\n"
+# 17 significant digits round-trip every float64 (and print nan/inf as such); %r's shortest
+# repr costs 3x more. Time is seconds since the epoch to the millisecond, as MLflow keeps it.
+_LINE = "%d,%.17g,%.3f\n"
+_SUFFIX = ".csv"
+_now = time.time
+
+
+class _Series:
+    """One metric of one run: its file, the points not yet written and the next auto step."""
+
+    __slots__ = ("path", "buf", "steps", "created")
+
+    def __init__(self, path: Path, next_step: int) -> None:
+        self.path = path
+        self.buf: list[tuple[int, Any, float]] = []
+        self.steps = itertools.count(next_step)  # next() is atomic under the GIL: no lock per call
+        self.created = path.exists()
+
+
+def metric_path(directory: Path, name: str) -> Path:
+    """The CSV file of metric ``name`` (``a/b`` makes a sub-folder) under ``directory``.
+
+    Raises:
+        InputError: an unsafe name.
+    """
+    rel = relative_name("metric", name)
+    return directory.joinpath(*rel.parts[:-1], rel.name + _SUFFIX)
+
+
+class MetricsSink:
+    """The metrics of one run directory; ``log_scalar`` is the hot path, everything else is rare."""
+
+    def __init__(self, directory: Path, interval: float = DEFAULT_INTERVAL) -> None:
+        self.directory = directory
+        self.interval = interval
+        self.series: dict[str, _Series] = {}
+        self._lock = threading.Lock()  # taken by flush only, never by log_scalar
+        _flusher.register(self)
+
+    def log_scalar(self, name: str, value: Any, step: int | None = None) -> None:
+        """Record one point; validation is two type checks unless the value is unusual.
+
+        Raises:
+            InputError: a non-numeric value, a non-integer step or an unsafe name.
+        """
+        series = self.series.get(name)
+        if series is None:
+            series = self._open(name)
+        if type(value) is not float and type(value) is not int:
+            value = _number(name, value)
+        if step is None:
+            step = next(series.steps)
+        else:
+            if type(step) is not int:
+                step = _step(name, step)
+            series.steps = itertools.count(step + 1)
+        series.buf.append((step, value, _now()))
+
+    def _open(self, name: str) -> _Series:
+        path = metric_path(self.directory, name)
+        series = _Series(path, _next_step(path))
+        return self.series.setdefault(name, series)
+
+    def flush(self) -> None:
+        """Append every buffered point to its file: one write per series."""
+        with self._lock:
+            for series in list(self.series.values()):
+                buf = series.buf
+                count = len(buf)
+                if not count:
+                    continue
+                chunk = buf[:count]
+                del buf[:count]  # points appended meanwhile stay in the buffer
+                data = "".join(map(_LINE.__mod__, chunk)).encode()
+                _append(series, data)
+
+    def close(self) -> None:
+        """Flush and stop the periodic flushing of this sink."""
+        self.flush()
+        _flusher.unregister(self)
+
+    def drop_pending(self) -> None:
+        """Forget unwritten points: used in a forked child, whose buffers belong to the parent."""
+        for series in self.series.values():
+            del series.buf[:]
+
+
+def _append(series: _Series, data: bytes) -> None:
+    if not series.created:
+        series.path.parent.mkdir(parents=True, exist_ok=True)
+        # Create the file with its header in one step (link of a complete temp file), so two
+        # processes creating the same metric never write two headers or a line before it.
+        tmp = series.path.with_name(f".{series.path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(HEADER)
+        try:
+            os.link(tmp, series.path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        series.created = True
+    fd = os.open(series.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _number(name: str, value: Any) -> int | float:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    item = getattr(value, "item", None)  # numpy 0-d arrays, one-element torch tensors
+    if callable(item) and not isinstance(value, (str, bytes)):
+        try:
+            inner = item()
+        except (ValueError, RuntimeError, TypeError):
+            inner = None
+        if isinstance(inner, numbers.Real):
+            return _number(name, inner)
+    raise InputError(f"metric {name!r}: value {value!r} ({type(value).__name__}) is not a real number")
+
+
+def _step(name: str, step: Any) -> int:
+    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
+        return int(step)
+    raise InputError(f"metric {name!r}: step {step!r} ({type(step).__name__}) is not an integer")
+
+
+def _next_step(path: Path) -> int:
+    """The step after the last one already in ``path``, so a reopened series continues."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 4096))
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return 0
+    for line in reversed(lines):
+        head = line.split(b",", 1)[0]
+        if head.lstrip(b"-").isdigit():
+            return int(head) + 1
+    return 0
+
+
+def read_scalar(directory: Path, name: str) -> numpy.ndarray:
+    """A structured array with fields ``step`` (int64), ``value`` and ``time`` (float64).
+
+    Raises:
+        NotFound: no metric of that name was logged in ``directory``.
+    """
+    import numpy as np
+
+    path = metric_path(directory, name)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise NotFound("metric", f"{name} (in {directory.parent})") from None
+    lines = text.splitlines(keepends=True)[1:]
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()  # a line torn by a crash is not a point
+    dtype = np.dtype([("step", "<i8"), ("value", "<f8"), ("time", "<f8")])
+    if not lines:
+        return np.zeros(0, dtype=dtype)
+    return np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1)
+
+
+def list_metrics(directory: Path) -> list[str]:
+    """Names of the metrics logged under ``directory`` (sub-folders joined with '/'), sorted."""
+    if not directory.is_dir():
+        return []
+    names = []
+    for path in directory.rglob("*" + _SUFFIX):
+        if not path.name.startswith("."):
+            names.append(path.relative_to(directory).as_posix()[: -len(_SUFFIX)])
+    return sorted(names)
+
+
+class _Flusher:
+    """The one thread per process that flushes every open sink on its interval."""
+
+    def __init__(self) -> None:
+        self._sinks: weakref.WeakSet[MetricsSink] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self, sink: MetricsSink) -> None:
+        with self._lock:
+            self._sinks.add(sink)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="expq-metrics-flusher", daemon=True)
+                self._thread.start()
+            else:
+                self._wake.set()  # a shorter interval may have arrived
+
+    def unregister(self, sink: MetricsSink) -> None:
+        with self._lock:
+            self._sinks.discard(sink)
+
+    def flush_all(self) -> None:
+        for sink in list(self._sinks):
+            try:
+                sink.flush()
+            except OSError:  # a vanished run directory must not stop the others from flushing
+                log.exception("could not flush metrics of %s", sink.directory)
+
+    def _loop(self) -> None:
+        while True:
+            sinks = list(self._sinks)
+            wait = min((s.interval for s in sinks), default=DEFAULT_INTERVAL)
+            self._wake.wait(max(0.01, wait))
+            self._wake.clear()
+            self.flush_all()
+
+    def after_fork_in_child(self) -> None:
+        """Locks may be held by threads that do not exist in the child; the parent's points are its own."""
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+        sinks = list(self._sinks)
+        for sink in sinks:
+            sink._lock = threading.Lock()
+            sink.drop_pending()
+        if sinks:
+            self.register(sinks[0])
+
+
+_flusher = _Flusher()
+atexit.register(_flusher.flush_all)
+os.register_at_fork(after_in_child=_flusher.after_fork_in_child)

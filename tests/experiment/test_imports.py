@@ -1,0 +1,49 @@
+"""``import expq`` stays light: no numpy or matplotlib until a saver or plot needs them."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_after(code: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+                          capture_output=True, text=True, check=True, timeout=60)
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("code", [
+    "import expq",
+    "import expq; expq.Experiment; expq.get_experiment; expq.open",
+    "import expq.experiment",
+    "import expq, tempfile\n"
+    "e = expq.Experiment('x', root=tempfile.mkdtemp(), sources=False, capture_output=False)\n"
+    "e.log_scalar('a', 1.0); e.save({'a': 1}, 'd'); e.save('t', 't'); e.flush(); e.close()",
+])
+def test_no_numpy_or_matplotlib(code: str) -> None:
+    loaded = _modules_after(code)
+    assert not {m for m in loaded if m.split(".")[0] in ("numpy", "matplotlib")}
+
+
+def test_experiment_imports_no_queue_worker_or_launcher() -> None:
+    loaded = _modules_after("import expq.experiment, expq.experiment.reading, expq.experiment.table")
+    assert not {m for m in loaded if m.startswith(("expq.queue", "expq.worker", "expq.launcher"))}
+
+
+def test_numpy_is_imported_when_an_array_is_saved() -> None:
+    loaded = _modules_after(
+        "import expq, tempfile, numpy\n"
+        "e = expq.Experiment('x', root=tempfile.mkdtemp(), sources=False, capture_output=False)\n"
+        "e.save(numpy.zeros(2), 'z'); e.close()"
+    )
+    assert "numpy" in loaded and "matplotlib" not in loaded
+
+
+def test_public_api_names() -> None:
+    import expq
+
+    for name in ("Experiment", "get_experiment", "open", "createExperiment", "getExperiment"):
+        assert callable(getattr(expq, name))
+    with pytest.raises(AttributeError):
+        expq.no_such_thing  # noqa: B018
