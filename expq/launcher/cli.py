@@ -1,0 +1,277 @@
+"""The ``expq`` command line: argparse, one thin handler per command, errors turned into exit codes.
+
+Start-up time matters (``expq status`` in a watch loop, ``expq submit`` per sweep), so this module
+and every command module it registers import nothing heavy at module level: no numpy, matplotlib,
+psutil, filelock or yaml. Handlers import what they need when they run.
+
+Adding a command: write a module with ``register(subparsers)`` and ``run(args) -> int`` and list it
+in ``COMMAND_MODULES``. Every command gets ``--root`` and a resolved ``args.root`` (a ``Path``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from expq.errors import ExpqError, InputError
+
+if TYPE_CHECKING:
+    from expq.queue.store import JobQueue
+
+__all__ = ["main", "build_parser", "job_id", "COMMAND_MODULES"]
+
+# Modules that each add one command with ``register(subparsers)`` / ``run(args) -> int``, in the order
+# ``expq --help`` lists them; "cli" stands for the commands defined in this module. An optional module
+# (written by another part of the project) is skipped while it does not exist.
+COMMAND_MODULES: tuple[tuple[str, bool], ...] = (
+    ("expq.launcher.submit", True),
+    ("cli", True),
+    ("expq.launcher.logs", True),
+    ("expq.launcher.plot_command", False),
+)
+
+ROOT_HELP = "the expq root holding queue/ and experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"expq: error: {message} (see '{self.prog} --help')\n")
+
+
+def job_id(text: str) -> int:
+    """argparse type of a job id: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a positive number like 12)")
+    return value
+
+
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a sub-command without --root must not overwrite a --root given before the command.
+    if "--root" not in parser._option_string_actions:  # a command module may have added its own
+        parser.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR", help=ROOT_HELP)
+
+
+# -- the commands that live here: status, show, cancel, retry, worker -----------------------------
+
+def _register_builtin(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="counts per state and a table of jobs",
+                       description="Counts per state, then a table: the running jobs, the next 50 pending ones (in the "
+                                   "order they will run) and the 10 most recently finished.")
+    p.add_argument("ids", nargs="*", type=job_id, metavar="ID", help="only these jobs")
+    p.add_argument("--json", action="store_true", help="every matching job as JSON, one job per line (a stable format)")
+    p.add_argument("--state", action="append", default=[], metavar="STATE", type=_state_name,
+                   help="only jobs in this state (repeatable): pending, running, done, failed, cancelled")
+    p.add_argument("--experiment", metavar="NAME", help="only jobs of this experiment")
+    p.add_argument("--all", action="store_true", help="every job, not only running, next and recent ones")
+    p.add_argument("--watch", nargs="?", const=2.0, type=_positive_seconds, metavar="SECONDS",
+                   help="redraw every SECONDS (default 2) until Ctrl-C")
+    p.set_defaults(run=_run_status)
+
+    p = sub.add_parser("show", help="the spec, config, paths, attempts and result of one job")
+    p.add_argument("id", type=job_id, metavar="ID")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(run=_run_show)
+
+    p = sub.add_parser("cancel", help="cancel pending or running jobs")
+    p.add_argument("ids", nargs="+", type=job_id, metavar="ID")
+    p.set_defaults(run=_run_cancel)
+
+    p = sub.add_parser("retry", help="re-enqueue failed or cancelled jobs")
+    p.add_argument("ids", nargs="+", type=job_id, metavar="ID")
+    p.set_defaults(run=_run_retry)
+
+    p = sub.add_parser("worker", help="run queued jobs until stopped",
+                       description="Claim and run jobs, each in its own process group with its own GPUs.")
+    p.add_argument("--gpus", default="auto", metavar="auto|none|0,1,..",
+                   help="GPUs this worker may hand out (default auto: $CUDA_VISIBLE_DEVICES, else nvidia-smi)")
+    p.add_argument("--slots", type=_positive_int, default=None, metavar="N",
+                   help="jobs run at once (default: one per GPU, or 1 without GPUs)")
+    p.add_argument("--drain", action="store_true", help="exit 0 once nothing is runnable")
+    p.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N", help="exit after N jobs")
+    p.add_argument("--poll", type=_positive_seconds, default=0.5, metavar="SECONDS",
+                   help="how often to look for jobs (default 0.5)")
+    p.add_argument("--heartbeat", type=_positive_seconds, default=5.0, metavar="SECONDS",
+                   help="how often to refresh this worker's heartbeat (default 5)")
+    p.add_argument("--lease-timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
+                   help="a worker on another host silent this long is presumed dead (default 60)")
+    p.add_argument("--grace", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                   help="between TERM and KILL when stopping a job (default 10)")
+    p.set_defaults(run=_run_worker)
+
+
+def _state_name(text: str) -> str:
+    names = ("pending", "running", "done", "failed", "cancelled")
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a state: expected one of {', '.join(names)}")
+    return text
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def _open_queue(args: argparse.Namespace) -> JobQueue:
+    from expq.queue.store import JobQueue  # lazily: start-up time
+
+    return JobQueue(args.root).require()
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from expq.launcher import render, report
+
+    if args.watch is not None and args.json:
+        raise InputError("--watch cannot be combined with --json")
+    queue = _open_queue(args)
+    query = report.Query(ids=tuple(args.ids), states=tuple(args.state), experiment=args.experiment,
+                         everything=args.all or args.json)
+    if args.json:
+        snapshot = report.collect(queue, query)
+        _write(render.status_json(snapshot.counts, snapshot.jobs))
+        return 0
+    if args.watch is None:
+        _write(render.status_text(report.collect(queue, query), render.terminal_width()))
+        return 0
+    return render.watch(lambda: render.status_text(report.collect(queue, query), render.terminal_width()),
+                        args.watch, sys.stdout)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from expq.launcher import render, report
+
+    details = report.show(_open_queue(args), args.id)
+    _write(render.to_json(details) if args.json else render.show_text(details))
+    return 0
+
+
+def _run_cancel(args: argparse.Namespace) -> int:
+    from expq.queue.control import cancel
+
+    for job, what in cancel(_open_queue(args), args.ids).items():
+        _write(f"{job} {what}\n")
+    return 0
+
+
+def _run_retry(args: argparse.Namespace) -> int:
+    from expq.queue.control import retry
+
+    for job in retry(_open_queue(args), args.ids):
+        _write(f"{job}\n")
+    return 0
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from expq.worker.main import run_worker  # the worker and its psutil only when a worker starts
+
+    return run_worker(args)
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+# -- parser and main ----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; command modules are imported here, so they must be cheap to import."""
+    parser = _Parser(prog="expq", description="A filesystem job queue for experiments.")
+    parser.add_argument("--root", default=None, metavar="DIR", help=ROOT_HELP)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for module_name, required in COMMAND_MODULES:
+        if module_name == "cli":
+            _register_builtin(sub)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if required or exc.name != module_name:
+                raise
+            continue
+        before = set(sub.choices)
+        module.register(sub)
+        for name in set(sub.choices) - before:
+            if sub.choices[name].get_default("run") is None:
+                sub.choices[name].set_defaults(run=module.run)
+    for command_parser in set(sub.choices.values()):
+        _add_root(command_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit code: 0 ok, 2 bad usage or input, 1 anything else."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("expq: error: a command is required (see 'expq --help')\n")
+        return 2
+    from expq.queue.paths import resolve_root
+
+    args.root = resolve_root(args.root)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ExpqError as exc:
+        sys.stderr.write(f"expq: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("expq: interrupted\n")
+        return 130
+    except BrokenPipeError:  # `expq status | head`: the reader left, which is not an error
+        _silence_stdout()
+        return 0
+    except OSError as exc:  # a filesystem failure (disk full, permissions): not a bug of expq
+        _debug_traceback()
+        sys.stderr.write(f"expq: error: {exc}\n")
+        return 1
+    # One of the three broad excepts the project allows: the CLI boundary. Anything else is a bug;
+    # the user gets one line (the traceback with EXPQ_DEBUG=1) and exit code 1, never a raw traceback.
+    except Exception as exc:  # noqa: BLE001
+        _debug_traceback()
+        sys.stderr.write(f"expq: internal error: {type(exc).__name__}: {exc} (set EXPQ_DEBUG=1 for the traceback)\n")
+        return 1
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("EXPQ_DEBUG") == "1":
+        traceback.print_exc(file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; point it at /dev/null so that flush does not raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (pytest capture): nothing to redirect
+        return
+    finally:
+        os.close(devnull)

@@ -1,0 +1,93 @@
+"""``expq logs ID [--stderr] [-f]``: print a job's log, or follow it until the job has ended."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["register", "run", "follow"]
+
+CHUNK = 1 << 16
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("logs", help="print (or follow) a job's stdout or stderr",
+                              description="Print a job's stdout.log (or stderr.log). With -f, keep printing "
+                                          "what it writes until the job has ended.")
+    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("--stderr", action="store_true", help="stderr.log instead of stdout.log")
+    p.add_argument("-f", "--follow", action="store_true", help="follow until the job has ended (Ctrl-C stops)")
+    p.set_defaults(run=run)
+
+
+def _job_id(text: str) -> int:
+    from expq.launcher.cli import job_id
+
+    return job_id(text)
+
+
+def _copy(handle: BinaryIO, out: BinaryIO) -> int:
+    copied = 0
+    while True:
+        chunk = handle.read(CHUNK)
+        if not chunk:
+            return copied
+        out.write(chunk)
+        copied += len(chunk)
+
+
+def follow(path: Path, ended: Callable[[], bool], out: BinaryIO, poll: float = 0.1,
+           sleep: Callable[[float], None] = time.sleep) -> None:
+    """Copy ``path`` to ``out`` as it grows, until ``ended()`` and no more data.
+
+    ``ended`` is asked before the last read, so output written just before the job ended is not lost.
+    A log that does not exist yet (a pending job) is waited for.
+    """
+    handle: BinaryIO | None = None
+    try:
+        while True:
+            finished = ended()
+            if handle is None:
+                try:
+                    handle = open(path, "rb")  # noqa: SIM115 -- kept open while following
+                except FileNotFoundError:
+                    if finished:
+                        return
+                    sleep(poll)
+                    continue
+            if _copy(handle, out):
+                out.flush()
+            elif finished:
+                return
+            else:
+                sleep(poll)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from expq.queue.states import FINISHED
+    from expq.queue.store import JobQueue
+
+    queue = JobQueue(args.root).require()
+    _, spec = queue.get(args.id)
+    run_paths = queue.paths.run(spec.run_dir)
+    path = run_paths.stderr if args.stderr else run_paths.stdout
+    out = sys.stdout.buffer
+    if not args.follow:
+        try:
+            with open(path, "rb") as handle:
+                _copy(handle, out)
+        except FileNotFoundError:  # not started yet: no output so far
+            return 0
+        out.flush()
+        return 0
+    try:
+        follow(path, lambda: queue.state_of(args.id) in FINISHED, out)
+    except KeyboardInterrupt:  # the way to stop following: not an error
+        return 0
+    return 0

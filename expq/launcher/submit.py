@@ -1,0 +1,248 @@
+"""``expq submit``: turn a command, or a sweep of it, into job specs in the queue.
+
+Everything the user gave is checked first (names, options, config files, sweeps, placeholders,
+``--after`` ids); only then are ids allocated (one lock for the whole sweep) and the specs written
+(one ``syncfs``, not one fsync per file). A bad value anywhere leaves the queue untouched.
+
+Module level imports stay light (the parser imports this module for ``expq --help``); yaml, filelock
+and the queue come in when the command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from expq.errors import InputError, NotFound
+from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
+
+__all__ = ["register", "run", "submit", "plan", "Plan", "default_name"]
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED_ENV = ("CUDA_VISIBLE_DEVICES",)
+# Programs that run a script: the script, not the program, names the job (`python train.py` -> train.py).
+_INTERPRETERS = re.compile(r"(python[0-9.]*|pypy[0-9.]*|bash|sh|zsh|dash|node|Rscript|julia|perl|ruby|env|"
+                           r"nice|nohup|time|srun|mpirun|torchrun|deepspeed)")
+_RUNNERS = {"uv": "run", "poetry": "run", "pipenv": "run", "conda": "run", "accelerate": "launch"}  # `uv run x.py`
+_NUMBER = re.compile(r"[-+]?[0-9.]+")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "submit", help="queue a command, or a sweep of it; prints the new job ids",
+        usage="expq submit [options] -- COMMAND [ARGS...]",
+        description="Queue COMMAND, once or once per point of a --sweep. Placeholders {key} and {a.b} in "
+                    "the command are filled from each job's config. Prints the new job ids, one per line.")
+    p.add_argument("--experiment", default="default", metavar="NAME",
+                   help="the experiment the jobs belong to (default: default)")
+    p.add_argument("--name", metavar="NAME", help="run name (default: the sweep values, else the script name)")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="YAML or JSON config file; repeatable, merged in order")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a config value (dotted key, YAML value); repeatable, applied after --config")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="one job per value (or range(START,STOP[,STEP])); repeatable: the Cartesian product")
+    p.add_argument("--gpus", type=_count("--gpus"), default=0, metavar="N", help="GPUs each job needs (default 0)")
+    p.add_argument("--priority", type=_priority, default=0, metavar="P",
+                   help=f"-{MAX_PRIORITY}..{MAX_PRIORITY}; higher runs first (default 0)")
+    p.add_argument("--retries", type=_count("--retries"), default=0, metavar="N",
+                   help="run a failed job again up to N times (default 0)")
+    p.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+                   help="kill a job running longer than this (default: no limit)")
+    p.add_argument("--after", action="append", default=[], type=_job_id, metavar="ID",
+                   help="run only after job ID is done; cancelled if it fails (repeatable)")
+    p.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
+                   help="environment variable for the job (repeatable)")
+    p.add_argument("--cwd", metavar="DIR", help="working directory of the job (default: the current one)")
+    p.add_argument("--wait", action="store_true",
+                   help="show progress until the jobs end; exit 1 if any failed or was cancelled")
+    p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(run=run)
+
+
+# -- argparse types: each one names the bad value in one line ----------------------------------
+
+def _count(option: str) -> Callable[[str], int]:
+    """An argparse type for a count >= 0 (argparse names ``option`` in the message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is negative; expected a whole number >= 0")
+        return value
+
+    return parse
+
+
+def _priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = MAX_PRIORITY + 1
+    if abs(value) > MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
+    return value
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _job_id(text: str) -> int:
+    from expq.launcher.cli import job_id  # one definition of a valid id, shared by every command
+
+    return job_id(text)
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not _ENV_KEY.fullmatch(key):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE with a KEY of letters, digits and _ (not starting with a digit)")
+    if key.startswith("EXPQ_") or key in _RESERVED_ENV:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: {key} is set by the worker for each job and cannot be overridden")
+    return key, value
+
+
+# -- planning: everything checked, nothing written ----------------------------------------------
+
+@dataclass(frozen=True)
+class Plan:
+    """One job to create, before it has an id."""
+
+    name: str
+    command: list[str]
+    config: dict[str, Any]
+
+
+def default_name(argv: Sequence[str]) -> str:
+    """The run name of a job without ``--name`` or sweep: its script, e.g. ``train.py``.
+
+    Interpreters and launchers (``python``, ``torchrun``, ``uv run``), their options, numbers and
+    ``KEY=VALUE`` words are passed over; ``python -m pkg.mod`` gives ``pkg.mod``.
+    """
+    from expq._fs import slug
+
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg, base = args[i], os.path.basename(args[i].rstrip("/"))
+        if arg == "-m" and i + 1 < len(args):
+            return slug(args[i + 1])
+        if _RUNNERS.get(base) is not None and args[i + 1 : i + 2] == [_RUNNERS[base]]:
+            i += 2
+            continue
+        if arg.startswith("-") or "=" in arg or _INTERPRETERS.fullmatch(base) or _NUMBER.fullmatch(arg):
+            i += 1
+            continue
+        return slug(base or arg)
+    return slug(os.path.basename(args[0]))
+
+
+def plan(args: argparse.Namespace) -> list[Plan]:
+    """Check every input and return one ``Plan`` per job; writes nothing.
+
+    Raises:
+        InputError: a bad name, option, config file, sweep or placeholder, or an empty command.
+    """
+    from expq._fs import check_name
+    from expq.launcher import config, sweep, template
+
+    check_name("experiment", args.experiment)
+    if args.name is not None:
+        check_name("run", args.name)
+    argv = list(args.command)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise InputError("no command given: expected expq submit [options] -- COMMAND [ARGS...]")
+    if not argv[0]:
+        raise InputError("invalid command: the program name is empty")
+    base = config.resolve_config(args.config, args.set)
+    sweeps = [sweep.parse_sweep(item) for item in args.sweep]
+    points = sweep.expand(base, sweeps)
+    commands = template.render_all(argv, [point_config for point_config, _ in points])
+    fallback = default_name(argv) if not sweeps and args.name is None else ""
+    plans = []
+    for (point_config, values), command in zip(points, commands):
+        name = sweep.run_name(values)
+        if args.name is not None:
+            name = f"{args.name}-{name}" if name else args.name
+        plans.append(Plan(check_name("run", name or fallback), command, point_config))
+    return plans
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment nor in the password database
+        return str(os.getuid())
+
+
+def submit(args: argparse.Namespace) -> list[int]:
+    """Validate everything, then allocate ids and enqueue; returns the new ids.
+
+    Raises:
+        InputError: bad input (nothing written). NotFound: ``--after`` a job that does not exist,
+            or a ``--cwd`` that is not a directory.
+    """
+    plans = plan(args)
+    cwd = os.path.abspath(args.cwd if args.cwd is not None else os.getcwd())
+    if not os.path.isdir(cwd):
+        raise NotFound("directory for --cwd", args.cwd)
+    from expq.queue.ids import allocate_ids
+    from expq.queue.spec import JobSpec
+    from expq.queue.store import JobQueue
+
+    queue = JobQueue(args.root)
+    after = tuple(dict.fromkeys(args.after))
+    if after:
+        if not queue.exists():
+            raise NotFound("job", after[0])
+        queue.check_ids_exist(after)
+    env = dict(args.env)
+    user = _login_name()
+    queue.create()
+    ids = allocate_ids(queue.paths, len(plans))
+    now = time.time()
+    prefix = f"experiments/{args.experiment}/"
+    specs = [JobSpec(id=job, experiment=args.experiment, name=p.name, command=tuple(p.command),
+                     run_dir=f"{prefix}{job}-{p.name}", cwd=cwd, submitted_at=now, config=p.config,
+                     gpus=args.gpus, priority=args.priority, retries=args.retries, timeout=args.timeout,
+                     after=after, env=env, user=user)
+             for job, p in zip(ids, plans)]
+    return queue.enqueue(specs)
+
+
+def run(args: argparse.Namespace) -> int:
+    ids = submit(args)
+    sys.stdout.write("".join(f"{job}\n" for job in ids))
+    sys.stdout.flush()
+    if not args.wait:
+        return 0
+    from expq.launcher.render import wait_for
+    from expq.queue.store import JobQueue
+
+    try:
+        return wait_for(JobQueue(args.root), ids, sys.stderr)
+    except KeyboardInterrupt:  # stop watching; the jobs are queued and stay so
+        sys.stderr.write("\nexpq: stopped waiting; the jobs stay queued (see expq status)\n")
+        return 130

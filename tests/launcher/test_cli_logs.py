@@ -1,0 +1,95 @@
+"""``expq logs``: print a job's log as bytes; ``-f`` follows until the job has ended."""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from expq.launcher.cli import main
+from expq.launcher.logs import follow
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+
+
+@pytest.fixture
+def root(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> Path:
+    root = tmp_path / "root"
+    assert main(["--root", str(root), "submit", "--", "train"]) == 0
+    capsysbinary.readouterr()
+    return root
+
+
+def run_dir(root: Path, job: int = 1) -> Path:
+    queue = JobQueue(root)
+    return queue.paths.run(queue.get(job)[1].run_dir).dir
+
+
+def test_prints_stdout_or_stderr_byte_for_byte(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    run = run_dir(root)
+    run.mkdir(parents=True)
+    (run / "stdout.log").write_bytes(b"step 1\r\nloss \xff\xfe\n" + b"x" * 200_000)
+    (run / "stderr.log").write_bytes(b"warning\n")
+    assert main(["--root", str(root), "logs", "1"]) == 0
+    assert capsysbinary.readouterr().out == b"step 1\r\nloss \xff\xfe\n" + b"x" * 200_000
+    assert main(["--root", str(root), "logs", "--stderr", "1"]) == 0
+    assert capsysbinary.readouterr().out == b"warning\n"
+
+
+def test_a_job_without_a_log_yet_prints_nothing(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["--root", str(root), "logs", "1"]) == 0
+    assert capsysbinary.readouterr() == (b"", b"")
+
+
+def test_follow_copies_until_ended_and_drained(tmp_path: Path) -> None:
+    log = tmp_path / "stdout.log"
+    out = io.BytesIO()
+    script = iter([
+        lambda: None,                                   # no file yet: waits for it
+        lambda: log.write_bytes(b"a\n"),
+        lambda: None,                                   # no new data: waits
+        lambda: log.open("ab").write(b"b\n"),
+        lambda: state.update(ended=True),               # ended, but a last line arrived before that
+    ])
+    state = {"ended": False}
+
+    def nap(_: float) -> None:
+        next(script)()
+        if state["ended"]:
+            log.open("ab").write(b"last\n")
+
+    follow(log, lambda: state["ended"], out, poll=0.0, sleep=nap)
+    assert out.getvalue() == b"a\nb\nlast\n"
+
+
+def test_follow_of_a_job_that_ended_without_a_log_returns(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    follow(tmp_path / "never.log", lambda: True, out)
+    assert out.getvalue() == b""
+
+
+def test_logs_follow_a_running_job_until_it_ends(root: Path, wait_until: Callable[..., object]) -> None:
+    queue = JobQueue(root)
+    _, spec = queue.get(1)
+    queue.move(spec, State.PENDING, State.RUNNING)
+    log = run_dir(root) / "stdout.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(root), "logs", "-f", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        log.parent.mkdir(parents=True)
+        with log.open("ab") as handle:
+            handle.write(b"epoch 1\n")
+            handle.flush()
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line == b"epoch 1\n"
+            handle.write(b"epoch 2\n")
+        queue.move(spec, State.RUNNING, State.DONE)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert (proc.returncode, out, err) == (0, b"epoch 2\n", b"")
