@@ -18,11 +18,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from expq.errors import ExpqError, InputError
+from expq.launcher.argtypes import job_id, positive_seconds, state_name, whole_number
 
 if TYPE_CHECKING:
     from expq.queue.store import JobQueue
 
-__all__ = ["main", "build_parser", "job_id", "COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+
+at_least_one = whole_number(1, None, "a whole number >= 1")
 
 # Modules that each add one command with ``register(subparsers)`` / ``run(args) -> int``, in the order
 # ``expq --help`` lists them; "cli" stands for the commands defined in this module. An optional module
@@ -44,17 +47,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"expq: error: {message} (see '{self.prog} --help')\n")
 
 
-def job_id(text: str) -> int:
-    """argparse type of a job id: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a positive number like 12)")
-    return value
-
-
 def _add_root(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a sub-command without --root must not overwrite a --root given before the command.
     if "--root" not in parser._option_string_actions:  # a command module may have added its own
@@ -69,11 +61,11 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
                                    "order they will run) and the 10 most recently finished.")
     p.add_argument("ids", nargs="*", type=job_id, metavar="ID", help="only these jobs")
     p.add_argument("--json", action="store_true", help="every matching job as JSON, one job per line (a stable format)")
-    p.add_argument("--state", action="append", default=[], metavar="STATE", type=_state_name,
+    p.add_argument("--state", action="append", default=[], metavar="STATE", type=state_name,
                    help="only jobs in this state (repeatable): pending, running, done, failed, cancelled")
     p.add_argument("--experiment", metavar="NAME", help="only jobs of this experiment")
     p.add_argument("--all", action="store_true", help="every job, not only running, next and recent ones")
-    p.add_argument("--watch", nargs="?", const=2.0, type=_positive_seconds, metavar="SECONDS",
+    p.add_argument("--watch", nargs="?", const=2.0, type=positive_seconds, metavar="SECONDS",
                    help="redraw every SECONDS (default 2) until Ctrl-C")
     p.set_defaults(run=_run_status)
 
@@ -94,46 +86,19 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
                        description="Claim and run jobs, each in its own process group with its own GPUs.")
     p.add_argument("--gpus", default="auto", metavar="auto|none|0,1,..",
                    help="GPUs this worker may hand out (default auto: $CUDA_VISIBLE_DEVICES, else nvidia-smi)")
-    p.add_argument("--slots", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--slots", type=at_least_one, default=None, metavar="N",
                    help="jobs run at once (default: one per GPU, or 1 without GPUs)")
     p.add_argument("--drain", action="store_true", help="exit 0 once nothing is runnable")
-    p.add_argument("--max-jobs", type=_positive_int, default=None, metavar="N", help="exit after N jobs")
-    p.add_argument("--poll", type=_positive_seconds, default=0.5, metavar="SECONDS",
+    p.add_argument("--max-jobs", type=at_least_one, default=None, metavar="N", help="exit after N jobs")
+    p.add_argument("--poll", type=positive_seconds, default=0.5, metavar="SECONDS",
                    help="how often to look for jobs (default 0.5)")
-    p.add_argument("--heartbeat", type=_positive_seconds, default=5.0, metavar="SECONDS",
+    p.add_argument("--heartbeat", type=positive_seconds, default=5.0, metavar="SECONDS",
                    help="how often to refresh this worker's heartbeat (default 5)")
-    p.add_argument("--lease-timeout", type=_positive_seconds, default=60.0, metavar="SECONDS",
+    p.add_argument("--lease-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",
                    help="a worker on another host silent this long is presumed dead (default 60)")
-    p.add_argument("--grace", type=_positive_seconds, default=10.0, metavar="SECONDS",
+    p.add_argument("--grace", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="between TERM and KILL when stopping a job (default 10)")
     p.set_defaults(run=_run_worker)
-
-
-def _state_name(text: str) -> str:
-    names = ("pending", "running", "done", "failed", "cancelled")
-    if text not in names:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a state: expected one of {', '.join(names)}")
-    return text
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
-    return value
 
 
 def _open_queue(args: argparse.Namespace) -> JobQueue:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from expq.launcher.argtypes import job_id
+
 __all__ = ["register", "run", "follow"]
 
 CHUNK = 1 << 16
@@ -17,16 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("logs", help="print (or follow) a job's stdout or stderr",
                               description="Print a job's stdout.log (or stderr.log). With -f, keep printing "
                                           "what it writes until the job has ended.")
-    p.add_argument("id", type=_job_id, metavar="ID")
+    p.add_argument("id", type=job_id, metavar="ID")
     p.add_argument("--stderr", action="store_true", help="stderr.log instead of stdout.log")
     p.add_argument("-f", "--follow", action="store_true", help="follow until the job has ended (Ctrl-C stops)")
     p.set_defaults(run=run)
-
-
-def _job_id(text: str) -> int:
-    from expq.launcher.cli import job_id
-
-    return job_id(text)
 
 
 def _copy(handle: BinaryIO, out: BinaryIO) -> int:

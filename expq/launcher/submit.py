@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from expq.errors import InputError, NotFound
+from expq.launcher.argtypes import job_id, positive_seconds, whole_number
 from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
+
+_PRIORITY = whole_number(-MAX_PRIORITY, MAX_PRIORITY, f"a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
 
 __all__ = ["register", "run", "submit", "plan", "Plan", "default_name"]
 
@@ -48,13 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="one job per value (or range(START,STOP[,STEP])); repeatable: the Cartesian product")
     p.add_argument("--gpus", type=_count("--gpus"), default=0, metavar="N", help="GPUs each job needs (default 0)")
-    p.add_argument("--priority", type=_priority, default=0, metavar="P",
+    p.add_argument("--priority", type=_PRIORITY, default=0, metavar="P",
                    help=f"-{MAX_PRIORITY}..{MAX_PRIORITY}; higher runs first (default 0)")
     p.add_argument("--retries", type=_count("--retries"), default=0, metavar="N",
                    help="run a failed job again up to N times (default 0)")
-    p.add_argument("--timeout", type=_timeout, default=None, metavar="SECONDS",
+    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
                    help="kill a job running longer than this (default: no limit)")
-    p.add_argument("--after", action="append", default=[], type=_job_id, metavar="ID",
+    p.add_argument("--after", action="append", default=[], type=job_id, metavar="ID",
                    help="run only after job ID is done; cancelled if it fails (repeatable)")
     p.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
                    help="environment variable for the job (repeatable)")
@@ -80,33 +83,6 @@ def _count(option: str) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _priority(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = MAX_PRIORITY + 1
-    if abs(value) > MAX_PRIORITY:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
-    return value
-
-
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _job_id(text: str) -> int:
-    from expq.launcher.cli import job_id  # one definition of a valid id, shared by every command
-
-    return job_id(text)
 
 
 def _env_pair(text: str) -> tuple[str, str]:

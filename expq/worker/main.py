@@ -5,7 +5,6 @@ import argparse
 import logging
 import os
 
-from expq.errors import InputError
 from expq.queue.store import JobQueue
 from expq.worker.gpus import default_lock_dir, parse_gpus
 from expq.worker.loop import Worker, WorkerOptions
@@ -14,14 +13,11 @@ __all__ = ["run_worker", "options_from_args"]
 
 
 def options_from_args(args: argparse.Namespace) -> WorkerOptions:
-    """Raises InputError for values no worker could run with."""
-    for name in ("slots", "max_jobs"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            raise InputError(f"invalid --{name.replace('_', '-')} {value}: must be at least 1")
-    for name in ("poll", "heartbeat", "lease_timeout", "grace"):
-        if getattr(args, name) <= 0:
-            raise InputError(f"invalid --{name.replace('_', '-')} {getattr(args, name)}: must be positive")
+    """The numbers were range-checked by the CLI's argument types; ``--gpus`` is parsed here.
+
+    Raises:
+        InputError: an invalid ``--gpus`` list.
+    """
     return WorkerOptions(gpus=parse_gpus(args.gpus), slots=args.slots, drain=args.drain, max_jobs=args.max_jobs,
                          poll=args.poll, heartbeat=args.heartbeat, lease_timeout=args.lease_timeout,
                          grace=args.grace, lock_dir=default_lock_dir())
