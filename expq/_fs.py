@@ -1,8 +1,6 @@
 """Filesystem primitives every part shares: atomic writes, durability, safe names."""
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import re
 from pathlib import Path
@@ -61,8 +59,9 @@ def sync_filesystem(path: str | os.PathLike[str]) -> None:
     One ``syncfs`` after writing thousands of files costs far less than one fsync per file,
     which is how a 10,000-job sweep stays durable and fast.
     """
-    libc_name = ctypes.util.find_library("c")
-    syncfs = getattr(ctypes.CDLL(libc_name, use_errno=True), "syncfs", None) if libc_name else None
+    import ctypes  # here, not at module level: ~10 ms of start-up for every command
+
+    syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)  # the libc already loaded
     if syncfs is None:
         os.sync()
         return

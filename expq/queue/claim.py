@@ -61,7 +61,11 @@ class Claimer:
             listed = set(self._names)
             self._specs = {n: s for n, s in self._specs.items() if n in listed}
         self.passed_over = []
-        for name in list(self._names):
+        index = 0
+        # No copy of the listing per claim (it may hold 100,000 names). A name that is forgotten
+        # leaves the list, so the next one moves to the same index.
+        while index < len(self._names):
+            name = self._names[index]
             spec = self._spec(name)
             if spec is None:
                 continue
@@ -72,6 +76,7 @@ class Claimer:
             reservation = reserve(spec) if block is None else None
             if reservation is None:
                 self.passed_over.append(spec)
+                index += 1
                 continue
             self._forget(name)
             if self.queue.move(spec, State.PENDING, State.RUNNING):

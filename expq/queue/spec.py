@@ -35,10 +35,12 @@ class JobSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the format version first."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}  # no deep copy: specs are read-only
+        data: dict[str, Any] = {"version": SPEC_VERSION}
+        for name in _FIELD_NAMES:  # no deep copy (specs are read-only) and no fields() call per spec
+            data[name] = getattr(self, name)
         data["command"] = list(self.command)
         data["after"] = list(self.after)
-        return {"version": SPEC_VERSION, **data}
+        return data
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
@@ -82,6 +84,8 @@ class JobSpec:
             raise InputError(f"invalid job spec: not JSON ({exc})") from None
         return cls.from_dict(data)
 
+
+_FIELD_NAMES = tuple(f.name for f in fields(JobSpec))
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "id": (int,), "experiment": (str,), "name": (str,), "command": (list, tuple), "run_dir": (str,),

@@ -2,9 +2,9 @@
 reaped with ``wait4`` for its rusage, and killed together with every process it started."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -17,15 +17,40 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
           pass_fds: Sequence[int]) -> int:
     """Start the job and return its pid; the log descriptors are handed over, nothing is pumped.
 
+    ``posix_spawn`` (vfork + exec inside libc) costs less per job than ``subprocess.Popen``. It has no
+    working-directory action, so the worker steps into ``cwd`` around the call; the worker is single
+    threaded, so nothing else sees that. Signals the worker ignores (SIGPIPE, SIGXFSZ) are reset to
+    their defaults in the child, as ``Popen(restore_signals=True)`` does.
+
     Raises:
         OSError: the command cannot be executed (not found, not executable, bad cwd).
     """
-    child = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-                             stdout=stdout_fd, stderr=stderr_fd, start_new_session=True,
-                             pass_fds=tuple(pass_fds))
-    # The worker reaps with os.wait4 itself; drop Popen's bookkeeping so nothing else waits on the pid.
-    child.returncode = 0
-    return child.pid
+    executable = _which(command[0], env.get("PATH", os.defpath), cwd)
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_DUP2, stdout_fd, 1), (os.POSIX_SPAWN_DUP2, stderr_fd, 2)]
+    home = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)  # the GPU locks stay held while this child lives
+    try:
+        os.chdir(cwd)
+        return os.posix_spawn(executable, list(command), env, file_actions=actions, setsid=True,
+                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    finally:
+        os.fchdir(home)
+        os.close(home)
+        for fd in pass_fds:
+            os.set_inheritable(fd, False)  # ...and no later job's child inherits them
+
+
+def _which(name: str, path: str, cwd: str) -> str:
+    """The executable ``exec*p`` would run for ``name``, searched in the job's own PATH."""
+    if "/" in name:
+        return os.path.join(cwd, name)
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(cwd, directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, "command not found", name)
 
 
 @dataclass(frozen=True)
