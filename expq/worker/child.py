@@ -3,6 +3,7 @@ reaped with ``wait4`` for its rusage, and killed together with every process it 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -42,8 +43,13 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
             os.set_inheritable(fd, False)  # ...and no later job's child inherits them
 
 
+@functools.lru_cache(maxsize=256)
 def _which(name: str, path: str, cwd: str) -> str:
-    """The executable ``exec*p`` would run for ``name``, searched in the job's own PATH."""
+    """The executable ``exec*p`` would run for ``name``, searched in the job's own PATH.
+
+    Cached: most jobs of a worker run the same program with the same PATH, and the search costs a
+    stat per PATH entry. A cached program deleted since fails at spawn as "not found" all the same.
+    """
     if "/" in name:
         return os.path.join(cwd, name)
     for directory in path.split(os.pathsep):
