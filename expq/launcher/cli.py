@@ -28,13 +28,13 @@ __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 at_least_one = whole_number(1, None, "a whole number >= 1")
 
 # Modules that each add one command with ``register(subparsers)`` / ``run(args) -> int``, in the order
-# ``expq --help`` lists them; "cli" stands for the commands defined in this module. An optional module
-# (written by another part of the project) is skipped while it does not exist.
-COMMAND_MODULES: tuple[tuple[str, bool], ...] = (
-    ("expq.launcher.submit", True),
-    ("cli", True),
-    ("expq.launcher.logs", True),
-    ("expq.launcher.plot_command", False),
+# ``expq --help`` lists them; "cli" stands for the commands defined in this module.
+COMMAND_MODULES: tuple[str, ...] = (
+    "expq.launcher.submit",
+    "cli",
+    "expq.launcher.logs",
+    "expq.launcher.plot_command",
+    "expq.launcher.slurm_command",
 )
 
 ROOT_HELP = "the expq root holding queue/ and experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
@@ -168,16 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="expq", description="A filesystem job queue for experiments.")
     parser.add_argument("--root", default=None, metavar="DIR", help=ROOT_HELP)
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
-    for module_name, required in COMMAND_MODULES:
+    for module_name in COMMAND_MODULES:
         if module_name == "cli":
             _register_builtin(sub)
             continue
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if required or exc.name != module_name:
-                raise
-            continue
+        module = importlib.import_module(module_name)
         before = set(sub.choices)
         module.register(sub)
         for name in set(sub.choices) - before:

@@ -20,7 +20,7 @@ __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 _COLUMNS = ("ID", "EXPERIMENT/NAME", "STATE", "REASON", "GPUS", "ATT", "ELAPSED", "EXIT", "HOST", "COMMAND")
-_MAX_CELL = {"EXPERIMENT/NAME": 40, "REASON": 40, "HOST": 20}
+_MAX_CELL = {"EXPERIMENT/NAME": 40, "REASON": 40, "HOST": 20, "SLURM": 16}
 
 
 def terminal_width() -> int:
@@ -71,16 +71,25 @@ def _row(rec: dict[str, Any]) -> list[str]:
 
 
 def table(records: Sequence[dict[str, Any]], width: int) -> str:
-    """The job table; long cells are cut, and the command gets what is left of the terminal width."""
+    """The job table; long cells are cut, and the command gets what is left of the terminal width.
+
+    A SLURM column (the array task that ran the job, e.g. ``123_4``) follows HOST when any row has one.
+    """
     rows = [_row(rec) for rec in records]
+    columns = list(_COLUMNS)
+    if any(rec.get("slurm_job") for rec in records):
+        at = columns.index("HOST") + 1
+        columns.insert(at, "SLURM")
+        for row, rec in zip(rows, records):
+            row.insert(at, rec.get("slurm_job") or "-")
     for row in rows:
-        for i, column in enumerate(_COLUMNS):
+        for i, column in enumerate(columns):
             if column in _MAX_CELL:
                 row[i] = _cut(row[i], _MAX_CELL[column])
-    widths = [max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(_COLUMNS[:-1])]
+    widths = [max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns[:-1])]
     command_width = max(width - sum(widths) - 2 * len(widths), 12)
     lines = []
-    for row in [list(_COLUMNS)] + rows:
+    for row in [columns] + rows:
         cells = [cell.ljust(w) for cell, w in zip(row, widths)] + [_cut(row[-1], command_width)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
@@ -115,7 +124,7 @@ def show_text(details: dict[str, Any]) -> str:
 
     job = details["job"]
     summary = {k: job[k] for k in ("id", "state", "experiment", "name", "reason", "attempts", "exit_code", "signal",
-                                   "host", "gpus") if job[k] not in (None, "", [])}
+                                   "host", "slurm_job", "gpus") if job[k] not in (None, "", [])}
     summary["command"] = shlex.join(job["command"])
     if job["elapsed"] is not None:
         summary["elapsed"] = duration(job["elapsed"])

@@ -17,7 +17,7 @@ from typing import Any
 from expq.queue.attempts import Attempt
 from expq.queue.paths import QueuePaths
 
-__all__ = ["Lease", "write_lease", "read_lease", "HeartbeatWatch"]
+__all__ = ["Lease", "write_lease", "lease_is_mine", "read_lease", "HeartbeatWatch"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,29 @@ class Lease:
                 "child_pid": self.child_pid, "attempt": self.attempt.to_dict()}
 
 
-def write_lease(paths: QueuePaths, lease: Lease) -> None:
-    """Written once, in place: a reader that catches it half-written sees no lease, which it already
-    handles (the claim grace period); no fsync, since after a power loss the job runs again anyway."""
+def write_lease(paths: QueuePaths, lease: Lease) -> tuple[int, int]:
+    """Write the lease and return its stamp (inode, mtime), by which its owner later checks in one
+    ``stat`` that nobody took the job over (a reaper removes the lease; a new owner writes another).
+
+    Written once, in place: a reader that catches it half-written sees no lease, which it already
+    handles (the claim grace period); no fsync, since after a power loss the job runs again anyway.
+    """
     fd = os.open(paths.lease_file(lease.job_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(lease.to_dict(), separators=(",", ":")).encode())
+        info = os.fstat(fd)
     finally:
         os.close(fd)
+    return info.st_ino, info.st_mtime_ns
+
+
+def lease_is_mine(paths: QueuePaths, job_id: int, stamp: tuple[int, int]) -> bool:
+    """Whether the lease is still the one its owner wrote (see ``write_lease``)."""
+    try:
+        info = os.stat(paths.lease_file(job_id))
+    except FileNotFoundError:
+        return False
+    return (info.st_ino, info.st_mtime_ns) == stamp
 
 
 def read_lease(paths: QueuePaths, job_id: int) -> Lease | None:

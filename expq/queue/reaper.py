@@ -57,16 +57,14 @@ def judge(jobs: Iterable[RunningJob], host: str, now: float, my_worker_id: str,
     return verdicts
 
 
-def running_jobs(queue: JobQueue, read_lease: Callable[[int], Lease | None]) -> list[RunningJob]:
-    """The running jobs with their leases and the time they were claimed (ctime of the rename)."""
+def running_jobs(queue: JobQueue, read_lease: Callable[[int], Lease | None],
+                 first_seen: Callable[[int], float]) -> list[RunningJob]:
+    """The running jobs with their leases; a job without one is dated by ``first_seen``, the moment
+    this process first saw it so, by its own clock (no file time from another host's clock)."""
     jobs = []
-    directory = queue.paths.state_dir(State.RUNNING)
     for job_id in queue.list_ids(State.RUNNING):
-        try:
-            since = (directory / queue.paths.file_name(State.RUNNING, job_id)).stat().st_ctime
-        except FileNotFoundError:
-            continue
-        jobs.append(RunningJob(job_id, read_lease(job_id), since))
+        lease = read_lease(job_id)
+        jobs.append(RunningJob(job_id, lease, first_seen(job_id) if lease is None else 0.0))
     return jobs
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
+from expq.queue.lease import lease_is_mine
 from expq.queue.paths import RunPaths
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -51,6 +52,12 @@ class RunningJob:
     stop_reason: str = ""
     kill_at: float | None = None
     fenced: bool = False
+    lease_stamp: tuple[int, int] = (0, 0)
+
+    def is_fenced(self, queue: JobQueue) -> bool:
+        """Whether the job was taken from this worker (its lease is gone or someone else's)."""
+        self.fenced = self.fenced or not lease_is_mine(queue.paths, self.spec.id, self.lease_stamp)
+        return self.fenced
 
 
 class StartError(Exception):
@@ -180,8 +187,9 @@ def end_processes(job: RunningJob) -> None:
 
 
 def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float) -> State | None:
-    """Record how the child ended and move the job on; None when the job was taken from this worker."""
-    if job.fenced:
+    """Record how the child ended and move the job on; None when the job was taken from this worker
+    (checked here too: a worker that stalled past its lease may reap a child before its heartbeat)."""
+    if job.is_fenced(queue):
         log.warning("job %d was taken over by another worker; its result here is dropped", job.spec.id)
         return None
     if job.stopping is not None:

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from expq.worker.signals import SignalFlags
 __all__ = ["Worker", "WorkerOptions", "identity"]
 
 log = logging.getLogger(__name__)
+
+STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after a child died of SIGTERM
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Worker:
         self._stops_handled = 0
         self._next_heartbeat = 0.0
         self._idle = False
+        self._unleased_since: dict[int, float] = {}  # running jobs seen without a lease, by local clock
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -112,7 +116,8 @@ class Worker:
     def step(self, now: float) -> bool:
         """One iteration; False once the worker should exit."""
         ended = self._reap_children()
-        self._handle_signals(now)
+        self._await_stop_signal(ended)
+        self._handle_signals(now, ended)
         self._supervise(now)
         if now >= self._next_heartbeat:
             self._heartbeat(now)
@@ -121,6 +126,7 @@ class Worker:
         if ended:
             # Recorded after the free slots are refilled, so this bookkeeping overlaps the next
             # child's start-up instead of delaying it; then claim again for jobs it unblocked.
+            self._handle_signals(now, ended)  # a stop signal that arrived meanwhile still counts for them
             self._record_ended(ended, now)
             if not self.stopping:
                 self._fill_slots(now)
@@ -173,8 +179,9 @@ class Worker:
             fail_to_start(self.queue, spec, f"internal error while starting: {exc!r}", None, now)
             return
         self.jobs[spec.id] = job
-        write_lease(self.queue.paths, Lease(spec.id, job.attempt, self.who.pid, self.who.pid_started, job.pid))
-        log.info("job %d started (attempt %d, pid %d, GPUs [%s])", spec.id, job.attempt.number, job.pid,
+        job.lease_stamp = write_lease(self.queue.paths,
+                                      Lease(spec.id, job.attempt, self.who.pid, self.who.pid_started, job.pid))
+        log.debug("job %d started (attempt %d, pid %d, GPUs [%s])", spec.id, job.attempt.number, job.pid,
                  ",".join(job.attempt.gpus))
 
     # -- supervising ------------------------------------------------------------------------
@@ -200,22 +207,42 @@ class Worker:
                 log.error("job %d: could not record its end (%r); marking it failed", job.spec.id, exc,
                           exc_info=not isinstance(exc, OSError))
                 state = State.FAILED if self.queue.move(job.spec, State.RUNNING, State.FAILED) else None
-            log.info("job %d %s (%s)", job.spec.id, state.value if state else "dropped",
+            log.debug("job %d %s (%s)", job.spec.id, state.value if state else "dropped",
                      status.signal or f"exit {status.exit_code}")
 
-    def _handle_signals(self, now: float) -> None:
+    def _handle_signals(self, now: float, ended: Sequence[tuple[RunningJob, ExitStatus]] = ()) -> None:
         if self.flags is None or self.flags.stop_count == self._stops_handled:
             return
         self._stops_handled = self.flags.stop_count
         if not self.stopping:
             self.stopping = True
-            log.info("received %s: stopping, requeueing %d running job(s)", self.flags.last_stop, len(self.jobs))
+            reason = f"worker stopped by {self.flags.last_stop}; requeued"
+            # SLURM's scancel (and a preemption or time limit) sends SIGTERM to every process of the
+            # job step, so a child may die of it just before this worker notices its own: a job that
+            # ended unsuccessfully in this same step is requeued with the others, not failed.
+            caught = [job for job, status in ended if job.stopping is None and not status.ok]
+            for job in caught:
+                job.stopping, job.stop_reason = Outcome.PREEMPTED, reason
+            log.info("received %s: stopping, requeueing %d running job(s)", self.flags.last_stop,
+                     len(self.jobs) + len(caught))
             for job in self.jobs.values():
-                self._terminate(job, Outcome.PREEMPTED, f"worker stopped by {self.flags.last_stop}; requeued", now)
+                self._terminate(job, Outcome.PREEMPTED, reason, now)
         else:
             log.info("second stop signal: killing running jobs now")
             for job in self.jobs.values():
                 job.tree.signal(signal.SIGKILL)
+
+    def _await_stop_signal(self, ended: Sequence[tuple[RunningJob, ExitStatus]]) -> None:
+        """A child killed by a SIGTERM this worker did not send: under SLURM that is scancel, a
+        preemption or the time limit signalling the whole job step, and this worker's own SIGTERM is
+        a few milliseconds behind. Wait briefly for it, so the job is requeued instead of failed."""
+        if self.flags is None or self.stopping:
+            return
+        if not any(job.stopping is None and status.signal == "SIGTERM" for job, status in ended):
+            return
+        deadline = time.monotonic() + STRAY_TERM_WAIT
+        while self.flags.stop_count == self._stops_handled and time.monotonic() < deadline:
+            self.flags.wait(deadline - time.monotonic())
 
     def _supervise(self, now: float) -> None:
         for job in self.jobs.values():
@@ -246,16 +273,17 @@ class Worker:
         except OSError as exc:  # e.g. a shared filesystem hiccup: the next beat tries again
             log.error("could not refresh the heartbeat: %s", exc)
         for job in self.jobs.values():
-            lease = read_lease(self.queue.paths, job.spec.id)
-            if not job.fenced and (lease is None or lease.worker_id != self.who.worker_id
-                                   or not self.queue.paths.job_file(State.RUNNING, job.spec.id).exists()):
+            if not job.fenced and job.is_fenced(self.queue):
                 log.warning("job %d was taken from this worker (lease lost); killing its process tree", job.spec.id)
                 job.fenced = True
                 job.tree.signal(signal.SIGKILL)
         self._reap_orphans(now)
 
     def _reap_orphans(self, now: float) -> None:
-        jobs = running_jobs(self.queue, lambda job_id: read_lease(self.queue.paths, job_id))
+        jobs = running_jobs(self.queue, lambda job_id: read_lease(self.queue.paths, job_id),
+                            lambda job_id: self._unleased_since.setdefault(job_id, now))
+        unleased = {job.job_id for job in jobs if job.lease is None}
+        self._unleased_since = {k: v for k, v in self._unleased_since.items() if k in unleased}
         verdicts = judge(jobs, self.who.host, now, self.who.worker_id, pid_alive,
                          lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now),
                          self.options.lease_timeout)

@@ -201,8 +201,7 @@ def test_commands_other_than_submit_need_an_existing_queue(tmp_path: Path, capsy
 def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "frobnicate") == (
         2, "", "expq: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'submit', 'status', "
-               "'show', 'cancel', 'retry', 'worker', 'logs'"
-               + (", 'plot'" if _has_plot() else "") + ") (see 'expq --help')\n")
+               "'show', 'cancel', 'retry', 'worker', 'logs', 'plot', 'slurm') (see 'expq --help')\n")
     code, _, err = run(capsys, "status", "--state", "sleeping")
     assert code == 2 and err.count("\n") == 1 and "'sleeping' is not a state" in err
     code, _, err = run(capsys, "status", "--watch", "-1")
@@ -215,8 +214,3 @@ def test_watch_and_json_do_not_mix(root: Path, capsys: pytest.CaptureFixture[str
     assert run(capsys, "--root", str(root), "status", "--json", "--watch") == (
         2, "", "expq: error: --watch cannot be combined with --json\n")
 
-
-def _has_plot() -> bool:
-    from expq.launcher.cli import build_parser
-
-    return "plot" in build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]

@@ -143,3 +143,15 @@ def test_stalled_worker_whose_job_was_taken_kills_its_child(cluster, wait_until)
     assert cluster.state(job_id) == "pending"
     assert not (cluster.run_dir(job_id) / "result.json").exists()
     assert "was taken from this worker" in cluster.worker_log(0)
+
+
+def test_job_claimed_by_a_worker_that_died_before_its_lease_is_recovered(cluster):
+    job_id = cluster.submit("--", "true")[0]
+    queue = cluster.queue
+    spec = queue.get(job_id)[1]
+    assert queue.move(spec, queue.state_of(job_id), queue.state_of(job_id).__class__("running"))  # claimed, no lease
+    worker = cluster.worker("--gpus", "none", "--lease-timeout", "0.5")  # waits out the grace, then recovers
+    cluster.wait_state(job_id, "done")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert cluster.result(job_id)["attempts"] == 1 and "died while starting it" in cluster.worker_log(0)
