@@ -1,13 +1,15 @@
 """Filesystem primitives every part shares: atomic writes, durability, safe names."""
 from __future__ import annotations
 
+import json
 import os
 import re
+from typing import Any
 from pathlib import Path
 
 from expq.errors import InputError
 
-__all__ = ["atomic_write", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME"]
+__all__ = ["atomic_write", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME"]
 
 MAX_NAME = 128
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
@@ -42,6 +44,17 @@ def _write_all(fd: int, payload: bytes) -> None:
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view):]
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A JSON object from a file another process writes, or None when it is absent, unreadable or
+    torn (after a power loss): such a file is never trusted, only ignored."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

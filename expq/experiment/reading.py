@@ -5,13 +5,13 @@ an experiment directory (``<root>/experiments/<name>``). Nothing here writes.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
+from expq._fs import read_json_object
 from expq.errors import InputError, NotFound
 from expq.experiment import files, tree
 from expq.experiment.env import default_root
@@ -19,14 +19,6 @@ from expq.experiment.metrics import list_metrics, read_scalar
 from expq.experiment.savers import SaverRegistry
 
 __all__ = ["StoredRun", "StoredExperiment", "open_path"]
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):  # absent, or torn by a crash: no record
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class StoredRun:
@@ -47,12 +39,12 @@ class StoredRun:
     @cached_property
     def meta(self) -> dict[str, Any]:
         """``run.json`` written by the experiment API ({} for a job that never opened it)."""
-        return _read_json(self.path / tree.RUN_JSON) or {}
+        return read_json_object(self.path / tree.RUN_JSON) or {}
 
     @cached_property
     def job_result(self) -> dict[str, Any] | None:
         """``result.json`` written by the worker when the run is a queued job that ended."""
-        return _read_json(self.path / tree.RESULT_JSON)
+        return read_json_object(self.path / tree.RESULT_JSON)
 
     @property
     def state(self) -> str:

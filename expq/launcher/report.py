@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from expq._fs import read_json_object
 from expq.errors import InputError, NotFound
 from expq.queue.attempts import read_attempts
 from expq.queue.claim import dependency_block
@@ -25,13 +25,13 @@ from expq.queue.paths import job_id_of
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
+from expq.queue.workers import live_workers
 
 __all__ = ["Query", "Snapshot", "Workers", "collect", "record", "show", "RECENT_FINISHED"]
 
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
-WORKER_SILENCE = 60.0  # a worker on another host whose heartbeat is older than this is not counted
 
 
 @dataclass(frozen=True)
@@ -53,48 +53,12 @@ class Snapshot:
     taken_at: float = field(default_factory=time.time)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):  # absent, unreadable or torn: as if it were not there
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class Workers:
-    """The live workers' GPU counts, read once per snapshot from ``queue/workers/*.json``."""
+    """The live workers' GPU counts, read once per snapshot."""
 
     def __init__(self, queue: JobQueue, now: float) -> None:
-        self.gpus: list[int] = []
-        host = socket.gethostname()
-        try:
-            entries = list(os.scandir(queue.paths.workers))
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if not entry.name.endswith(".json"):
-                continue
-            info = _read_json(Path(entry.path))
-            if info is None or not self._alive(info, entry, host, now):
-                continue
-            gpus = info.get("gpus")
-            self.gpus.append(len(gpus) if isinstance(gpus, list) else 0)
-
-    @staticmethod
-    def _alive(info: dict[str, Any], entry: os.DirEntry[str], host: str, now: float) -> bool:
-        pid = info.get("pid")
-        if info.get("host") == host and isinstance(pid, int) and pid > 0:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:  # alive, owned by someone else
-                return True
-            return True
-        try:
-            return now - entry.stat().st_mtime < WORKER_SILENCE
-        except FileNotFoundError:
-            return False
+        self.gpus = [len(g) if isinstance(g := info.get("gpus"), list) else 0
+                     for info in live_workers(queue.paths, now)]
 
     def why_waiting(self, gpus: int) -> str:
         if not self.gpus:
@@ -137,7 +101,7 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
             rec.update(attempts=last.number, host=last.host, gpus=list(last.gpus), started_at=last.started_at,
                        slurm_job=last.slurm_job or None, elapsed=max(0.0, now - last.started_at))
         return rec
-    result = _read_json(run.result)
+    result = read_json_object(run.result)
     if result is None:  # torn or not yet written: fall back on the attempt records
         attempts = read_attempts(run)
         if attempts:
@@ -273,7 +237,7 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
                   "config": str(run.config), "env": str(run.env), "result": str(run.result),
                   "job": str(run.job)},
         "attempts": [a.to_dict() for a in read_attempts(run)],
-        "result": _read_json(run.result),
+        "result": read_json_object(run.result),
     }
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 __all__ = ["register", "run"]
 
-WORKER_SILENCE = 60.0  # a worker on another host whose heartbeat is older than this is not listed
 
 
 def register(subparsers: Any) -> None:
@@ -167,58 +166,22 @@ def _list(args: argparse.Namespace) -> int:
 
 def _live_workers(root: Path, now: float) -> list[dict[str, Any]]:
     """Worker records from ``queue/workers/`` whose owner is alive, each with its running job ids."""
-    import socket
+    from expq._fs import read_json_object
+    from expq.queue.paths import QueuePaths
+    from expq.queue.workers import live_workers
 
-    queue_dir = root / "queue"
+    paths = QueuePaths(root)
     running: dict[str, list[int]] = {}
-    for path in _json_files(queue_dir / "leases"):
-        lease = _read_json(path) or {}
+    for path in sorted(paths.leases.glob("*.json")):
+        lease = read_json_object(path) or {}
         attempt, job = lease.get("attempt"), lease.get("job_id")
         worker = attempt.get("worker_id") if isinstance(attempt, dict) else None
         if isinstance(worker, str) and isinstance(job, int):
             running.setdefault(worker, []).append(job)
-    host = socket.gethostname()
-    workers = []
-    for path in _json_files(queue_dir / "workers"):
-        info = _read_json(path)
-        if info is None or not _alive(info, path, host, now):
-            continue
+    workers = live_workers(paths, now)
+    for info in workers:
         info["jobs"] = sorted(running.get(str(info.get("worker_id")), []))
-        workers.append(info)
     return workers
-
-
-def _json_files(directory: Path) -> list[Path]:
-    try:
-        return sorted(p for p in directory.iterdir() if p.name.endswith(".json"))
-    except FileNotFoundError:
-        return []
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):  # gone, or torn: as if absent
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _alive(info: dict[str, Any], path: Path, host: str, now: float) -> bool:
-    """Same host: its pid exists. Another host: its heartbeat moved within ``WORKER_SILENCE`` (for a
-    listing only; the reaper judges other hosts by watching the mtime move, immune to clock skew)."""
-    pid = info.get("pid")
-    if info.get("host") == host and isinstance(pid, int) and pid > 0:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    try:
-        return now - path.stat().st_mtime < WORKER_SILENCE
-    except FileNotFoundError:
-        return False
 
 
 def _join(tasks: list[Any], workers: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -104,8 +104,12 @@ def _launch(queue: JobQueue, spec: JobSpec, run: RunPaths, attempt: Attempt,
     try:
         err = os.open(run.stderr, _LOG_FLAGS, 0o644)
         try:
-            os.write(out, header)
             os.write(err, header)
+            if attempt.number > 1:
+                # Only a retry separates its output in stdout.log: a first attempt's stdout.log is
+                # exactly what the program printed, and its writes stay block-aligned (a header in
+                # front made 1 GiB of output 7% slower to write than a shell redirection).
+                os.write(out, header)
             if not os.path.isdir(spec.cwd):
                 raise NotADirectoryError(0, "working directory does not exist", spec.cwd)
             return spawn(spec.command, spec.cwd, {**base_env, **variables}, out, err,

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from expq.queue.reaper import judge, recover, running_jobs
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
+from expq.queue.workers import this_host
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
 from expq.worker.gpus import GpuLocks
 from expq.worker.job import (Identity, RunningJob, StartError, end_processes, fail_to_start, finish_job,
@@ -55,7 +55,7 @@ class WorkerOptions:
 
 def identity(environ: dict[str, str] | os._Environ[str]) -> Identity:
     """This worker's name, host (``EXPQ_HOST`` overrides, for tests of several hosts) and SLURM task."""
-    host = environ.get("EXPQ_HOST") or socket.gethostname()
+    host = this_host()
     pid = os.getpid()
     array = environ.get("SLURM_ARRAY_JOB_ID")
     slurm = f"{array}_{environ.get('SLURM_ARRAY_TASK_ID')}" if array else environ.get("SLURM_JOB_ID", "")
