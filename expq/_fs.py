@@ -13,6 +13,7 @@ __all__ = ["atomic_write", "read_json_object", "fsync_dir", "sync_filesystem", "
 
 MAX_NAME = 128
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
+_UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool = True) -> None:
@@ -98,7 +99,7 @@ def check_name(kind: str, name: str) -> str:
         raise InputError(f"invalid {kind} name {name[:20]!r}...: longer than {MAX_NAME} characters")
     if name in (".", "..") or name.startswith("."):
         raise InputError(f"invalid {kind} name {name!r}: must not start with a dot")
-    if "/" in name or "\\" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _UNSAFE_IN_NAME.search(name):
         raise InputError(f"invalid {kind} name {name!r}: must not contain '/', '\\', NUL or control characters")
     return name
 

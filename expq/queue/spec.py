@@ -43,7 +43,7 @@ class JobSpec:
         return data
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        return _ENCODER.encode(self.to_dict()).encode()
 
     @classmethod
     def from_dict(cls, data: Any) -> JobSpec:
@@ -85,6 +85,7 @@ class JobSpec:
         return cls.from_dict(data)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(...) builds one per call
 _FIELD_NAMES = tuple(f.name for f in fields(JobSpec))
 
 _TYPES: dict[str, tuple[type, ...]] = {
