@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 
 from benchmarks import _expq
 from benchmarks._common import Check, Config, Row, Stat, bench_main, run_cmd

@@ -8,7 +8,6 @@ mid-write, a power loss); an unreadable one is treated as absent.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable

@@ -1,9 +1,7 @@
 """Tests for expq.launcher.config: files, merging, --set parsing and dotted keys."""
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +13,6 @@ from expq.launcher.config import (
 )
 
 
-@contextlib.contextmanager
-def raises_input(message: str) -> Iterator[None]:
-    """Expect an InputError (exit code 2) whose one-line text is exactly ``message``."""
-    with pytest.raises(InputError) as info:
-        yield
-    assert str(info.value) == message
-    assert info.value.exit_code == 2
 
 
 def write(path: Path, text: str) -> Path:
@@ -60,18 +51,18 @@ def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
     assert load_config_files([path])["run"] == {"lr": 3, "wd": 2}
 
 
-def test_missing_file(tmp_path: Path) -> None:
+def test_missing_file(tmp_path: Path, raises_input) -> None:
     path = tmp_path / "nope.yaml"
     with raises_input(f"cannot read --config {str(path)!r}: No such file or directory"):
         load_config_files([path])
 
 
-def test_directory_is_unreadable(tmp_path: Path) -> None:
+def test_directory_is_unreadable(tmp_path: Path, raises_input) -> None:
     with raises_input(f"cannot read --config {str(tmp_path)!r}: Is a directory"):
         load_config_files([tmp_path])
 
 
-def test_non_utf8_file(tmp_path: Path) -> None:
+def test_non_utf8_file(tmp_path: Path, raises_input) -> None:
     path = tmp_path / "bin.yaml"
     path.write_bytes(b"a: \xff\xfe\n")
     with raises_input(f"invalid --config {str(path)!r}: expected UTF-8 text"):
@@ -85,7 +76,7 @@ def test_yaml_parse_error_names_line(tmp_path: Path) -> None:
     assert str(info.value).startswith(f"invalid --config {str(path)!r} line 3, column 2: expected YAML (")
 
 
-def test_json_parse_error_names_line(tmp_path: Path) -> None:
+def test_json_parse_error_names_line(tmp_path: Path, raises_input) -> None:
     path = write(tmp_path / "bad.json", '{\n  "a": 1,\n}\n')
     with raises_input(f"invalid --config {str(path)!r} line 3, column 1: "
                       "expected JSON (Expecting property name enclosed in double quotes)"):
@@ -100,7 +91,7 @@ def test_duplicate_keys_are_refused(tmp_path: Path, name: str, text: str) -> Non
 
 
 @pytest.mark.parametrize("text, kind", [("- 1\n- 2\n", "list"), ("3\n", "int"), ("hello\n", "str")])
-def test_top_level_must_be_mapping(tmp_path: Path, text: str, kind: str) -> None:
+def test_top_level_must_be_mapping(tmp_path: Path, text: str, kind: str, raises_input) -> None:
     path = write(tmp_path / "top.yaml", text)
     with raises_input(f"invalid --config {str(path)!r}: expected a mapping at top level, got {kind}"):
         load_config_files([path])
@@ -196,7 +187,7 @@ def test_parse_set_values(item: str, key: str, value: Any) -> None:
                         "expected a string, number, boolean, null, list or mapping"),
     ("a\nb", "invalid --set 'a\\nb': expected KEY=VALUE"),
 ])
-def test_parse_set_errors(item: str, message: str) -> None:
+def test_parse_set_errors(item: str, message: str, raises_input) -> None:
     with raises_input(message):
         parse_set(item)
 
@@ -207,7 +198,7 @@ def test_long_values_are_cut_in_messages() -> None:
     assert len(str(info.value)) < 120 and "...: expected KEY=VALUE" in str(info.value)
 
 
-def test_parse_value_names_the_option() -> None:
+def test_parse_value_names_the_option(raises_input) -> None:
     assert parse_value("0.5", "thing") == 0.5
     with raises_input("invalid thing: expected a YAML value (did not find expected node content)"):
         parse_value("[1,", "thing")
@@ -226,7 +217,7 @@ def test_set_dotted_creates_and_copies_only_the_path() -> None:
     assert set_dotted({"a": {"b": 1}}, "a", 2) == {"a": 2}
 
 
-def test_set_dotted_through_a_value_fails() -> None:
+def test_set_dotted_through_a_value_fails(raises_input) -> None:
     with raises_input("cannot set 'model.lr.x': 'model.lr' holds float 0.1, expected a mapping"):
         set_dotted({"model": {"lr": 0.1}}, "model.lr.x", 1)
     with raises_input("invalid key 'a..b': empty part in key 'a..b'; expected a dotted key like model.lr"):
@@ -255,12 +246,12 @@ def test_resolve_config_applies_sets_after_files_in_order(tmp_path: Path) -> Non
     assert out == {"model": {"lr": 0.0001, "depth": 4}, "seed": 4, "data": {"path": "/d a"}}
 
 
-def test_resolve_config_checks_sets_before_reading_files(tmp_path: Path) -> None:
+def test_resolve_config_checks_sets_before_reading_files(tmp_path: Path, raises_input) -> None:
     with raises_input("invalid --set 'oops': expected KEY=VALUE"):
         resolve_config([tmp_path / "missing.yaml"], ["oops"])
 
 
-def test_resolve_config_set_through_a_file_value(tmp_path: Path) -> None:
+def test_resolve_config_set_through_a_file_value(tmp_path: Path, raises_input) -> None:
     a = write(tmp_path / "a.yaml", "model: resnet\n")
     with raises_input("cannot set 'model.depth': 'model' holds str 'resnet', expected a mapping"):
         resolve_config([a], ["model.depth=50"])

@@ -1,9 +1,7 @@
 """Tests for expq.launcher.sweep: parsing --sweep, the product, run names."""
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +11,6 @@ from expq.errors import InputError
 from expq.launcher.sweep import MAX_POINTS, expand, parse_sweep, run_name
 
 
-@contextlib.contextmanager
-def raises_input(message: str) -> Iterator[None]:
-    """Expect an InputError (exit code 2) whose one-line text is exactly ``message``."""
-    with pytest.raises(InputError) as info:
-        yield
-    assert str(info.value) == message
-    assert info.value.exit_code == 2
 
 
 # --- parse_sweep --------------------------------------------------------------------------------
@@ -86,12 +77,12 @@ def test_parse_sweep_values(item: str, key: str, values: list[Any]) -> None:
     ("n=range(0,10000000)", f"invalid --sweep 'n=range(0,10000000)': 10,000,000 values, "
                             f"more than the limit of {MAX_POINTS:,}"),
 ])
-def test_parse_sweep_errors(item: str, message: str) -> None:
+def test_parse_sweep_errors(item: str, message: str, raises_input) -> None:
     with raises_input(message):
         parse_sweep(item)
 
 
-def test_thousand_values_with_one_bad_raises() -> None:
+def test_thousand_values_with_one_bad_raises(raises_input) -> None:
     values = [str(i) for i in range(1000)]
     values[637] = "[637"
     with raises_input("invalid --sweep 'seed=0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,...: "
@@ -141,7 +132,7 @@ def test_sweep_replaces_a_mapping_and_creates_missing_ones() -> None:
     (["a.b.c", "a.b"], "conflicting --sweep keys 'a.b.c' and 'a.b': one contains the other"),
     (["a..b"], "invalid --sweep key 'a..b': empty part in key 'a..b'; expected a dotted key like model.lr"),
 ])
-def test_expand_key_errors(keys: list[str], message: str) -> None:
+def test_expand_key_errors(keys: list[str], message: str, raises_input) -> None:
     with raises_input(message):
         expand({}, [(key, [1, 2]) for key in keys])
 
@@ -151,12 +142,12 @@ def test_expand_sibling_keys_are_fine() -> None:
     assert points[0][0] == {"a": {"b": 1, "bc": 2}, "ab": 3}
 
 
-def test_expand_through_a_value_fails() -> None:
+def test_expand_through_a_value_fails(raises_input) -> None:
     with raises_input("cannot set 'model.lr': 'model' holds str 'resnet', expected a mapping"):
         expand({"model": "resnet"}, [("seed", [1, 2]), ("model.lr", [1, 2])])
 
 
-def test_expand_empty_values_and_too_many_points() -> None:
+def test_expand_empty_values_and_too_many_points(raises_input) -> None:
     with raises_input("invalid --sweep 'lr': no values"):
         expand({}, [("lr", [])])
     big = list(range(1001))

@@ -1,28 +1,18 @@
 """Tests for expq.launcher.template: placeholders, rendering, checking a whole sweep."""
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from expq.errors import InputError
 from expq.launcher.config import parse_set
 from expq.launcher.sweep import expand, parse_sweep
 from expq.launcher.template import check, format_value, placeholders, render, render_all
 
 
-@contextlib.contextmanager
-def raises_input(message: str) -> Iterator[None]:
-    """Expect an InputError (exit code 2) whose one-line text is exactly ``message``."""
-    with pytest.raises(InputError) as info:
-        yield
-    assert str(info.value) == message
-    assert info.value.exit_code == 2
 
 
 CONFIG = {"lr": 0.001, "seed": 3, "model": {"name": "resnet", "depth": 50, "amp": True}, "tags": ["a", "b"]}
@@ -60,7 +50,7 @@ def test_placeholders(argv: list[str], names: set[str]) -> None:
     ("{lr!r}", "invalid placeholder '{lr!r}' in command: expected {KEY} or {KEY:FORMAT}; "
                "write {{ and }} for literal braces"),
 ])
-def test_placeholder_syntax_errors(arg: str, message: str) -> None:
+def test_placeholder_syntax_errors(arg: str, message: str, raises_input) -> None:
     with raises_input(message):
         placeholders(["python", arg])
     with raises_input(message):
@@ -130,7 +120,7 @@ def test_format_specs(arg: str, text: str) -> None:
     assert render([arg], CONFIG) == [text]
 
 
-def test_bad_format_spec_for_the_value() -> None:
+def test_bad_format_spec_for_the_value(raises_input) -> None:
     with raises_input("invalid placeholder '{model.name:.3f}' in command: format '.3f' does not apply to str "
                       "'resnet' (Unknown format code 'f' for object of type 'str')"):
         render(["{model.name:.3f}"], CONFIG)
@@ -141,7 +131,7 @@ def test_bad_format_spec_for_the_value() -> None:
 
 @pytest.mark.parametrize("arg, name", [("{lr_}", "lr_"), ("{model.width}", "model.width"),
                                        ("{model.name.x}", "model.name.x"), ("{Lr}", "Lr")])
-def test_unknown_placeholder(arg: str, name: str) -> None:
+def test_unknown_placeholder(arg: str, name: str, raises_input) -> None:
     with raises_input(f"unknown placeholder {{{name}}} in command: no such config key"):
         render(["python", arg], CONFIG)
 
@@ -163,7 +153,7 @@ def test_render_all_renders_each_point() -> None:
     assert render_all(["x"], []) == []
 
 
-def test_check_thousand_point_sweep_with_one_bad_point() -> None:
+def test_check_thousand_point_sweep_with_one_bad_point(raises_input) -> None:
     sweeps = [("opt", [{"lr": 0.1}, {"lr": 0.2}, {"wd": 0}, {"lr": 0.3}]), parse_sweep("seed=range(250)")]
     configs = [cfg for cfg, _ in expand({}, sweeps)]
     assert len(configs) == 1000
@@ -172,12 +162,12 @@ def test_check_thousand_point_sweep_with_one_bad_point() -> None:
     check(["train", "--seed={seed}", "{opt}"], configs)
 
 
-def test_check_single_config_has_no_job_suffix() -> None:
+def test_check_single_config_has_no_job_suffix(raises_input) -> None:
     with raises_input("unknown placeholder {nope} in command: no such config key"):
         check(["{nope}"], [CONFIG])
 
 
-def test_check_syntax_error_is_reported_even_without_configs() -> None:
+def test_check_syntax_error_is_reported_even_without_configs(raises_input) -> None:
     with raises_input("unbalanced '{' in command argument '{lr': write {{ and }} for literal braces"):
         check(["{lr"], [])
 

@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Callable, Iterable
 

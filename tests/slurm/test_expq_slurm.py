@@ -7,7 +7,6 @@ space in it (the script must quote it). Timing facts of this cluster are in test
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys

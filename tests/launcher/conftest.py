@@ -1,0 +1,24 @@
+"""Fixtures shared by the launcher tests."""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import ContextManager
+
+import pytest
+
+from expq.errors import InputError
+
+
+@contextlib.contextmanager
+def _raises_input(message: str) -> Iterator[None]:
+    with pytest.raises(InputError) as info:
+        yield
+    assert str(info.value) == message
+    assert info.value.exit_code == 2
+
+
+@pytest.fixture
+def raises_input() -> Callable[[str], ContextManager[None]]:
+    """Expect an InputError (exit code 2) whose one-line text is exactly the message given."""
+    return _raises_input
