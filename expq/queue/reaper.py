@@ -76,8 +76,9 @@ def recover(queue: JobQueue, verdict: Verdict) -> State | None:
         return None
     run = queue.paths.run(spec.run_dir)
     attempts = read_attempts(run)
-    running = verdict.lease.attempt.number if verdict.lease else (attempts[-1].number if attempts else 0)
-    finished = _finished_result(run.result, running)
+    # Only a worker that got as far as its lease can have written this attempt's result; without a
+    # lease, a result.json is an earlier attempt's (a retried job) and must not end this one.
+    finished = _finished_result(run.result, verdict.lease.attempt.number) if verdict.lease else None
     if finished is not None:
         target = finished
     else:

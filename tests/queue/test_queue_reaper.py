@@ -90,3 +90,13 @@ def test_a_lease_is_mine_until_someone_replaces_or_removes_it(tmp_path):
     assert not lease_is_mine(queue.paths, 3, stamp)
     write_lease(queue.paths, _lease(3, "other", "here"))
     assert not lease_is_mine(queue.paths, 3, stamp)
+
+
+def test_an_earlier_attempts_result_does_not_end_a_job_claimed_again(tmp_path):
+    queue = JobQueue(tmp_path).create()
+    spec = _running_job(queue, retries=0)
+    run = queue.paths.run(spec.run_dir)
+    run.dir.mkdir(parents=True)
+    run.result.write_text(json.dumps({"state": "failed", "attempts": 1}))  # before `expq retry`
+    # claimed again by a worker that died before writing its lease: run it again
+    assert recover(queue, Verdict(7, None, "its worker died while starting it")) is State.PENDING
