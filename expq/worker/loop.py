@@ -9,8 +9,8 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from expq._fs import atomic_write
@@ -23,7 +23,7 @@ from expq.queue.states import State
 from expq.queue.store import JobQueue
 from expq.queue.workers import this_host
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
-from expq.worker.gpus import GpuLocks
+from expq.worker.gpus import GpuLocks, default_lock_dir
 from expq.worker.job import (Identity, RunningJob, StartError, end_processes, fail_to_start, finish_job,
                               start_job)
 from expq.worker.signals import SignalFlags
@@ -45,7 +45,7 @@ class WorkerOptions:
     heartbeat: float = 5.0
     lease_timeout: float = 60.0
     grace: float = 10.0
-    lock_dir: Path = Path("/tmp")
+    lock_dir: Path = field(default_factory=default_lock_dir)
 
     @property
     def slot_count(self) -> int:
@@ -53,7 +53,7 @@ class WorkerOptions:
         return self.slots if self.slots is not None else max(1, len(self.gpus))
 
 
-def identity(environ: dict[str, str] | os._Environ[str]) -> Identity:
+def identity(environ: Mapping[str, str]) -> Identity:
     """This worker's name, host (``EXPQ_HOST`` overrides, for tests of several hosts) and SLURM task."""
     host = this_host()
     pid = os.getpid()
@@ -63,6 +63,8 @@ def identity(environ: dict[str, str] | os._Environ[str]) -> Identity:
 
 
 class Worker:
+    """One worker process's state: its slots and GPU locks, its running jobs, its heartbeat."""
+
     def __init__(self, queue: JobQueue, options: WorkerOptions, who: Identity | None = None) -> None:
         self.queue = queue
         self.options = options

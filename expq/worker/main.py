@@ -6,7 +6,7 @@ import logging
 import os
 
 from expq.queue.store import JobQueue
-from expq.worker.gpus import default_lock_dir, parse_gpus
+from expq.worker.gpus import parse_gpus
 from expq.worker.loop import Worker, WorkerOptions
 
 __all__ = ["run_worker", "options_from_args"]
@@ -20,7 +20,7 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
     """
     return WorkerOptions(gpus=parse_gpus(args.gpus), slots=args.slots, drain=args.drain, max_jobs=args.max_jobs,
                          poll=args.poll, heartbeat=args.heartbeat, lease_timeout=args.lease_timeout,
-                         grace=args.grace, lock_dir=default_lock_dir())
+                         grace=args.grace)
 
 
 def run_worker(args: argparse.Namespace) -> int:
