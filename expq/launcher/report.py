@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Snapshot:
     jobs: list[dict[str, Any]]
     hidden: int = 0  # jobs that match the filters but were left out of the default view
     workers: int = 0
-    taken_at: float = field(default_factory=time.time)
 
 
 class Workers:
@@ -203,7 +202,7 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
             continue
         jobs.append(record(queue, found[0], found[1], workers, now))
     jobs.sort(key=lambda rec: rec["id"])
-    return Snapshot(counts=counts, jobs=jobs, hidden=hidden, workers=len(workers.gpus), taken_at=now)
+    return Snapshot(counts=counts, jobs=jobs, hidden=hidden, workers=len(workers.gpus))
 
 
 def _finished_of(queue: JobQueue, listing: dict[State, list[str]], experiment: str,

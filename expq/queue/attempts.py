@@ -24,7 +24,6 @@ class Outcome(str, Enum):
     CANCELLED = "cancelled"
     PREEMPTED = "preempted"
     LOST = "lost"
-    SKIPPED = "skipped"
 
 
 SPENDS_RETRY = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.LOST})

@@ -158,14 +158,3 @@ class JobTree:
             os.killpg(self.pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             return
-
-    def alive(self) -> list[psutil.Process]:
-        """Processes of the tree (as last seen) that have not exited yet."""
-        alive = []
-        for proc in self._known.values():
-            try:
-                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(proc)
-            except psutil.NoSuchProcess:
-                continue
-        return alive

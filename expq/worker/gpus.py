@@ -73,10 +73,6 @@ class GpuLocks:
         if gpus:
             lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    @property
-    def free(self) -> int:
-        return len(self.gpus) - len(self._held)
-
     def acquire(self, count: int) -> list[tuple[str, int]] | None:
         """Lock ``count`` GPUs no other job on this host holds, or None (nothing stays locked)."""
         taken: list[tuple[str, int]] = []
