@@ -22,6 +22,7 @@ RUNNING, PENDING, FAILED_SHARE, CANCELLED_SHARE = 8, 0.004, 0.01, 0.005
 
 def fabricate(root: Path, total: int) -> dict[str, int]:
     """Write a queue of ``total`` jobs under ``root``; returns the count per state."""
+    from expq._fs import write_file
     from expq.queue.attempts import Attempt, Outcome
     from expq.queue.lease import Lease, write_lease
     from expq.queue.spec import JobSpec
@@ -46,7 +47,7 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
         spec = JobSpec(id=job_id, experiment="sweep", name=name, command=("python", "train.py", "--seed", str(job_id)),
                        run_dir=f"experiments/sweep/{job_id}-{name}", cwd=str(root.parent),
                        submitted_at=start, config={"lr": job_id % 7, "seed": job_id})
-        _write(paths.job_file(state, job_id, spec.priority), spec.to_json())
+        write_file(paths.job_file(state, job_id, spec.priority), spec.to_json(), exclusive=True)
         if state is State.PENDING:
             continue
         started = start + job_id * 0.01
@@ -59,17 +60,9 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
                         exit_code=0 if state is State.DONE else 1)
         run = paths.run(spec.run_dir)
         os.mkdir(run.dir)
-        _write(run.result, json.dumps(result_record(job_id, state, ended, 50_000_000),
-                                      separators=(",", ":")).encode())
+        write_file(run.result, json.dumps(result_record(job_id, state, ended, 50_000_000),
+                                          separators=(",", ":")).encode(), exclusive=True)
     return {"done": done, "failed": failed, "cancelled": cancelled, "running": RUNNING, "pending": pending}
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 FLOOR = "import os, sys; [len(os.listdir(os.path.join(sys.argv[1], 'queue', s))) for s in " \

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from expq.errors import InputError
 
-__all__ = ["atomic_write", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME"]
+__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME"]
 
 MAX_NAME = 128
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
@@ -39,6 +39,22 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool 
         raise
     if durable:
         fsync_dir(os.path.dirname(path) or ".")
+
+
+def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = False) -> os.stat_result:
+    """Write ``path`` in place, without a temp file, and return its stat.
+
+    Only for files nobody reads while they are written (a spec before its rename publishes it, a
+    job's files before its child starts) or whose readers treat a torn file as absent (a lease).
+    ``exclusive`` refuses to replace an existing file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o644)
+    try:
+        _write_all(fd, data)
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, payload: bytes) -> None:

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from expq._fs import write_file
 from expq.queue.attempts import Attempt
 from expq.queue.paths import QueuePaths
 
@@ -48,12 +49,7 @@ def write_lease(paths: QueuePaths, lease: Lease) -> tuple[int, int]:
     Written once, in place: a reader that catches it half-written sees no lease, which it already
     handles (the claim grace period); no fsync, since after a power loss the job runs again anyway.
     """
-    fd = os.open(paths.lease_file(lease.job_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, json.dumps(lease.to_dict(), separators=(",", ":")).encode())
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
+    info = write_file(paths.lease_file(lease.job_id), json.dumps(lease.to_dict(), separators=(",", ":")).encode())
     return info.st_ino, info.st_mtime_ns
 
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from expq._fs import atomic_write, sync_filesystem
+from expq._fs import atomic_write, sync_filesystem, write_file
 from expq.errors import NotFound
 from expq.queue.paths import QueuePaths, job_id_of, resolve_root
 from expq.queue.security import DIR_MODE, check_private_dir
@@ -71,11 +71,7 @@ class JobQueue:
         ids = []
         for spec in specs:
             tmp = f"{incoming}/{spec.id:08d}.json"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                os.write(fd, spec.to_json())
-            finally:
-                os.close(fd)
+            write_file(tmp, spec.to_json(), exclusive=True)
             os.rename(tmp, f"{pending}/{QueuePaths.file_name(State.PENDING, spec.id, spec.priority)}")
             ids.append(spec.id)
         sync_filesystem(self.paths.queue)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from expq._fs import write_file
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
 from expq.queue.lease import lease_is_mine
 from expq.queue.paths import RunPaths
@@ -95,9 +96,9 @@ def _launch(queue: JobQueue, spec: JobSpec, run: RunPaths, attempt: Attempt,
             reservation: list[tuple[str, int]], base_env: dict[str, str]) -> int:
     if not run.config.exists():
         _link_spec(queue.paths.job_file(State.RUNNING, spec.id), run.job, spec)
-        _write_new(run.config, yaml.dump(spec.config, Dumper=_DUMPER, sort_keys=False).encode())
+        write_file(run.config, yaml.dump(spec.config, Dumper=_DUMPER, sort_keys=False).encode())
     variables = job_environment(spec, run, queue.root, attempt.number, attempt.gpus)
-    _write_new(run.env, env_file_text(variables).encode())
+    write_file(run.env, env_file_text(variables).encode())
     header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
               f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.started_at))} ===\n").encode()
     out = os.open(run.stdout, _LOG_FLAGS, 0o644)
@@ -123,15 +124,6 @@ def _launch(queue: JobQueue, spec: JobSpec, run: RunPaths, attempt: Attempt,
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Files written before the child starts, which nothing reads until then: no temp file needed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
 def _link_spec(queue_file: Path, job_json: Path, spec: JobSpec) -> None:
     """``job.json`` is a hard link to the immutable queue file: one syscall instead of a write."""
     try:
@@ -139,7 +131,7 @@ def _link_spec(queue_file: Path, job_json: Path, spec: JobSpec) -> None:
     except FileExistsError:
         return
     except OSError:  # another filesystem, or links not supported: copy instead
-        _write_new(job_json, spec.to_json())
+        write_file(job_json, spec.to_json())
 
 
 def _describe_start_failure(spec: JobSpec, exc: OSError) -> str:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +20,9 @@ FAST = ["--poll", "0.05", "--heartbeat", "0.2", "--grace", "2"]
 class Cluster:
     """One expq root and the worker processes a test started on it (all killed at teardown)."""
 
-    def __init__(self, root: Path, tmp: Path) -> None:
+    def __init__(self, root: Path, tmp: Path, wait_until: Callable[..., object]) -> None:
         self.root = root
+        self.wait_until = wait_until
         self.tmp = tmp
         self.queue = JobQueue(root)
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -70,10 +70,8 @@ class Cluster:
 
     def wait_state(self, job_id: int, state: str, timeout: float = 30) -> None:
         """Poll the queue until ``job_id`` reaches ``state``."""
-        deadline = time.monotonic() + timeout
-        while self.state(job_id) != state:
-            assert time.monotonic() < deadline, f"job {job_id} is {self.state(job_id)}, not {state}"
-            time.sleep(0.02)
+        self.wait_until(lambda: self.state(job_id) == state, timeout=timeout,
+                        message=lambda: f"job {job_id} is {self.state(job_id)}, not {state}")
 
     def run_dir(self, job_id: int) -> Path:
         _, spec = self.queue.get(job_id)
@@ -81,12 +79,12 @@ class Cluster:
 
 
 @pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[[Path], Cluster]]:
+def make_cluster(tmp_path: Path, wait_until: Callable[..., object]) -> Iterator[Callable[[Path], Cluster]]:
     """Clusters on roots of the test's choosing; every worker they started dies at teardown."""
     made: list[Cluster] = []
 
     def make(root: Path) -> Cluster:
-        made.append(Cluster(root, tmp_path))
+        made.append(Cluster(root, tmp_path, wait_until))
         made[-1].workers = made[0].workers  # one list, so worker logs are numbered across clusters
         return made[-1]
 
