@@ -35,6 +35,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "expq.launcher.logs",
     "expq.launcher.plot_command",
     "expq.launcher.slurm_command",
+    "expq.launcher.runs_command",
+    "expq.launcher.ui_command",
+    "expq.launcher.export_command",
 )
 
 ROOT_HELP = "the expq root holding queue/ and experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
