@@ -14,17 +14,21 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from expq.errors import InputError, NotFound
 from expq.launcher.argtypes import job_id, positive_seconds, whole_number
 from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
 
+if TYPE_CHECKING:
+    from expq.queue.spec import JobSpec
+
 _PRIORITY = whole_number(-MAX_PRIORITY, MAX_PRIORITY, f"a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
 
-__all__ = ["register", "run", "submit", "plan", "Plan", "default_name"]
+__all__ = ["register", "run", "submit", "plan", "build_specs", "request_from_args", "Plan", "JobOptions",
+           "SubmitRequest", "default_name"]
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED_ENV = ("CUDA_VISIBLE_DEVICES",)
@@ -107,6 +111,32 @@ class Plan:
     config: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """What all jobs of one submit share besides command, name and config (the library's view of the options)."""
+
+    experiment: str = "default"
+    gpus: int = 0
+    priority: int = 0
+    retries: int = 0
+    timeout: float | None = None
+    after: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A whole ``expq submit``: the command with its placeholders, where its config comes from, the options."""
+
+    command: tuple[str, ...]
+    options: JobOptions = field(default_factory=JobOptions)
+    name: str | None = None
+    configs: tuple[str, ...] = ()
+    sets: tuple[str, ...] = ()
+    sweeps: tuple[str, ...] = ()
+
+
 def default_name(argv: Sequence[str]) -> str:
     """The run name of a job without ``--name`` or sweep: its script, e.g. ``train.py``.
 
@@ -131,7 +161,7 @@ def default_name(argv: Sequence[str]) -> str:
     return slug(os.path.basename(args[0]))
 
 
-def plan(args: argparse.Namespace) -> list[Plan]:
+def plan(request: SubmitRequest) -> list[Plan]:
     """Check every input and return one ``Plan`` per job; writes nothing.
 
     Raises:
@@ -140,26 +170,26 @@ def plan(args: argparse.Namespace) -> list[Plan]:
     from expq._fs import check_name
     from expq.launcher import config, sweep, template
 
-    check_name("experiment", args.experiment)
-    if args.name is not None:
-        check_name("run", args.name)
-    argv = list(args.command)
+    check_name("experiment", request.options.experiment)
+    if request.name is not None:
+        check_name("run", request.name)
+    argv = list(request.command)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
         raise InputError("no command given: expected expq submit [options] -- COMMAND [ARGS...]")
     if not argv[0]:
         raise InputError("invalid command: the program name is empty")
-    base = config.resolve_config(args.config, args.set)
-    sweeps = [sweep.parse_sweep(item) for item in args.sweep]
+    base = config.resolve_config(list(request.configs), list(request.sets))
+    sweeps = [sweep.parse_sweep(item) for item in request.sweeps]
     points = sweep.expand(base, sweeps)
     commands = template.render_all(argv, [point_config for point_config, _ in points])
-    fallback = default_name(argv) if not sweeps and args.name is None else ""
+    fallback = default_name(argv) if not sweeps and request.name is None else ""
     plans = []
     for (point_config, values), command in zip(points, commands):
         name = sweep.run_name(values)
-        if args.name is not None:
-            name = f"{args.name}-{name}" if name else args.name
+        if request.name is not None:
+            name = f"{request.name}-{name}" if name else request.name
         plans.append(Plan(check_name("run", name or fallback), command, point_config))
     return plans
 
@@ -173,43 +203,67 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
-def submit(args: argparse.Namespace) -> list[int]:
+def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], options: JobOptions) -> list[JobSpec]:
+    """Check the options against the queue, allocate one id per plan and return the specs, not yet queued.
+
+    The caller may prepare files in the specs' run directories before ``JobQueue.enqueue(specs)``
+    makes them visible to workers (the executor writes the pickled call there).
+
+    Raises:
+        InputError: a bad experiment name. NotFound: ``--after`` a job that does not exist, or a
+            ``cwd`` that is not a directory.
+    """
+    from expq._fs import check_name
+    from expq.queue.ids import allocate_ids
+    from expq.queue.spec import JobSpec
+    from expq.queue.store import JobQueue
+
+    check_name("experiment", options.experiment)
+    cwd = os.path.abspath(options.cwd if options.cwd is not None else os.getcwd())
+    if not os.path.isdir(cwd):
+        raise NotFound("directory for --cwd", options.cwd)
+    queue = JobQueue(root)
+    after = tuple(dict.fromkeys(options.after))
+    if after:
+        if not queue.exists():
+            raise NotFound("job", after[0])
+        queue.check_ids_exist(after)
+    env = dict(options.env)
+    user = _login_name()
+    queue.create()
+    ids = allocate_ids(queue.paths, len(plans))
+    now = time.time()
+    prefix = f"experiments/{options.experiment}/"
+    return [JobSpec(id=job, experiment=options.experiment, name=p.name, command=tuple(p.command),
+                    run_dir=f"{prefix}{job}-{p.name}", cwd=cwd, submitted_at=now, config=p.config,
+                    gpus=options.gpus, priority=options.priority, retries=options.retries,
+                    timeout=options.timeout, after=after, env=env, user=user)
+            for job, p in zip(ids, plans)]
+
+
+def submit(root: str | os.PathLike[str] | None, request: SubmitRequest) -> list[int]:
     """Validate everything, then allocate ids and enqueue; returns the new ids.
 
     Raises:
         InputError: bad input (nothing written). NotFound: ``--after`` a job that does not exist,
             or a ``--cwd`` that is not a directory.
     """
-    plans = plan(args)
-    cwd = os.path.abspath(args.cwd if args.cwd is not None else os.getcwd())
-    if not os.path.isdir(cwd):
-        raise NotFound("directory for --cwd", args.cwd)
-    from expq.queue.ids import allocate_ids
-    from expq.queue.spec import JobSpec
     from expq.queue.store import JobQueue
 
-    queue = JobQueue(args.root)
-    after = tuple(dict.fromkeys(args.after))
-    if after:
-        if not queue.exists():
-            raise NotFound("job", after[0])
-        queue.check_ids_exist(after)
-    env = dict(args.env)
-    user = _login_name()
-    queue.create()
-    ids = allocate_ids(queue.paths, len(plans))
-    now = time.time()
-    prefix = f"experiments/{args.experiment}/"
-    specs = [JobSpec(id=job, experiment=args.experiment, name=p.name, command=tuple(p.command),
-                     run_dir=f"{prefix}{job}-{p.name}", cwd=cwd, submitted_at=now, config=p.config,
-                     gpus=args.gpus, priority=args.priority, retries=args.retries, timeout=args.timeout,
-                     after=after, env=env, user=user)
-             for job, p in zip(ids, plans)]
-    return queue.enqueue(specs)
+    plans = plan(request)
+    return JobQueue(root).enqueue(build_specs(root, plans, request.options))
+
+
+def request_from_args(args: argparse.Namespace) -> SubmitRequest:
+    """The one place that reads ``expq submit``'s argparse attributes."""
+    options = JobOptions(experiment=args.experiment, gpus=args.gpus, priority=args.priority, retries=args.retries,
+                         timeout=args.timeout, after=tuple(args.after), env=dict(args.env), cwd=args.cwd)
+    return SubmitRequest(command=tuple(args.command), options=options, name=args.name, configs=tuple(args.config),
+                         sets=tuple(args.set), sweeps=tuple(args.sweep))
 
 
 def run(args: argparse.Namespace) -> int:
-    ids = submit(args)
+    ids = submit(args.root, request_from_args(args))
     sys.stdout.write("".join(f"{job}\n" for job in ids))
     sys.stdout.flush()
     if not args.wait:
