@@ -1,15 +1,18 @@
 """expq: a filesystem job queue for experiments, and the API that runs inside each job.
 
 The experiment API is re-exported lazily (PEP 562), so ``import expq`` stays cheap for the CLI.
+``expq.open(path)`` reads a stored run or experiment; it is deliberately left out of ``__all__``
+so that ``from expq import *`` never shadows the builtin ``open``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-__all__ = ["Experiment", "get_experiment", "open", "createExperiment", "getExperiment",
+__all__ = ["Experiment", "get_experiment", "createExperiment", "getExperiment",
            "StoredRun", "StoredExperiment"]
 __version__ = "0.1.0"
 
+# public name -> (module, attribute): imported on first use
 _LAZY = {
     "Experiment": ("expq.experiment", "Experiment"),
     "get_experiment": ("expq.experiment", "get_experiment"),
@@ -20,12 +23,12 @@ _LAZY = {
     "StoredExperiment": ("expq.experiment", "StoredExperiment"),
 }
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from expq.experiment import Experiment, StoredExperiment, StoredRun, createExperiment, get_experiment, getExperiment
-    from expq.experiment import open_path as open  # noqa: A001
+    from expq.experiment import open_path as open  # noqa: A001, F401 -- expq.open, kept out of __all__
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
@@ -37,4 +40,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public surface only: the lazy names and the version, not this module's own imports."""
+    return sorted(set(_LAZY) | set(__all__) | {"__version__"})
+

@@ -1,4 +1,9 @@
-"""The exceptions of expq; each class carries the exit code the CLI returns for it."""
+"""The exceptions of expq; each class carries the exit code the CLI returns for it.
+
+Errors with fields define ``__reduce__``: an error raised in a job or a worker process crosses
+process boundaries pickled (futures, multiprocessing), and the default pickling would call the
+class with the message alone and fail, or lose the fields.
+"""
 from __future__ import annotations
 
 __all__ = ["ExpqError", "InputError", "NotFound", "InvalidTransition", "InsecureQueue"]
@@ -24,6 +29,9 @@ class NotFound(InputError):
         self.what = what
         self.value = value
 
+    def __reduce__(self) -> tuple[type[NotFound], tuple[str, object]]:
+        return type(self), (self.what, self.value)
+
 
 class InsecureQueue(InputError):
     """The queue or a spec in it can be written by other users, so running it would run their code."""
@@ -32,6 +40,9 @@ class InsecureQueue(InputError):
         super().__init__(f"refusing {path}: {reason}")
         self.path = path
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[InsecureQueue], tuple[object, str]]:
+        return type(self), (self.path, self.reason)
 
 
 class InvalidTransition(ExpqError):
@@ -42,3 +53,6 @@ class InvalidTransition(ExpqError):
         self.job_id = job_id
         self.current = current
         self.target = target
+
+    def __reduce__(self) -> tuple[type[InvalidTransition], tuple[int, str, str]]:
+        return type(self), (self.job_id, self.current, self.target)

@@ -1,7 +1,15 @@
 """The in-process experiment API: save objects, log metrics, inject config, run commands.
 
 Importing this package imports no numpy and no matplotlib; savers and plots import them when
-an object of their type is saved or a plot is drawn. See ``tree`` for the on-disk layout.
+an object of their type is saved or a plot is drawn. It imports no queue, worker or launcher
+code: inside a job it learns its run directory from the environment only (``expq.contract``).
+
+Modules: ``experiment`` (the ``Experiment`` class), ``run`` (one live run and its run.json),
+``active`` (the open experiments, ``get_experiment``), ``env`` (binding to a queued job),
+``tree`` (the run directory layout), ``files`` and ``savers`` (saving and loading objects),
+``metrics`` (log_scalar), ``capture`` (config injection), ``sources`` (source snapshot and git),
+``stdout`` (fd-level output capture), ``logger`` (run.log), ``reading`` (``expq.open``: stored
+runs and experiments), ``table`` and ``plot`` (the runs table and metric plots).
 """
 from __future__ import annotations
 

@@ -47,3 +47,18 @@ def test_public_api_names() -> None:
         assert callable(getattr(expq, name))
     with pytest.raises(AttributeError):
         expq.no_such_thing  # noqa: B018
+
+
+def test_public_surface_hides_implementation_names() -> None:
+    import expq
+
+    listed = dir(expq)
+    assert not {"Any", "TYPE_CHECKING", "annotations", "importlib"} & set(listed)
+    assert {"Experiment", "get_experiment", "open", "StoredRun", "__version__"} <= set(listed)
+
+
+def test_star_import_does_not_shadow_the_builtin_open() -> None:
+    namespace: dict[str, object] = {}
+    exec("from expq import *", namespace)  # noqa: S102 -- the very thing under test
+    assert "open" not in namespace
+    assert "Experiment" in namespace
