@@ -22,6 +22,7 @@ __all__ = ["MAX_POINTS", "expand", "parse_sweep", "run_name"]
 _NAME_LIMIT = 80
 MAX_POINTS = 1_000_000  # a typo like range(0,10**9) fails at once instead of filling memory
 _RANGE = re.compile(r"\s*range\s*\((.*)\)\s*", re.DOTALL)
+_RANGE_START = re.compile(r"\s*range\s*\(")  # looks like a range: must parse as one, never a string
 _INT = re.compile(r"\s*[-+]?[0-9]+\s*")
 _OPEN = {"[": "]", "{": "}"}
 _CLOSE = {"]": "[", "}": "{"}
@@ -84,10 +85,11 @@ def parse_sweep(item: str) -> tuple[str, list[Any]]:
 
     Commas inside ``[]``, ``{}`` or quotes do not split: ``layers=[1,2],[3,4]`` is two lists.
     ``range`` takes one to three integers, as Python's does; quote it (``'"range(3)"'``) for the string.
+    Anything else that starts like ``range(`` is refused: ``range(3`` is a typo, never a value.
 
     Raises:
         InputError: no ``=``, an empty key, no values, an empty value between commas,
-            unbalanced brackets or quotes, a bad range, a value that is not YAML, or a repeated value.
+            unbalanced brackets or quotes, a bad or unclosed range, a value that is not YAML, or a repeated value.
     """
     what = f"--sweep {show(item)}"
     raw_key, sep, text = item.partition("=")
@@ -100,6 +102,9 @@ def parse_sweep(item: str) -> tuple[str, list[Any]]:
     match = _RANGE.fullmatch(text)
     if match:
         return key, _range(match.group(1), what)
+    if _RANGE_START.match(text):  # `range(3`, `range(3)x`, `range(1,3),5`: a typo, not the string it reads as
+        raise InputError(f"invalid {what}: expected range(START,STOP[,STEP]) with integers and nothing after it; "
+                         "quote the value for a string")
     values: list[Any] = []
     seen: set[str] = set()
     for n, part in enumerate(_split(text, what, len(raw_key) + 1), 1):

@@ -10,9 +10,6 @@ from expq._fs import check_name
 from expq.errors import InputError
 from expq.launcher.sweep import MAX_POINTS, expand, parse_sweep, run_name
 
-
-
-
 # --- parse_sweep --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("item, key, values", [
@@ -40,6 +37,8 @@ from expq.launcher.sweep import MAX_POINTS, expand, parse_sweep, run_name
     ("seed=range(3,-3,-2)", "seed", [3, 1, -1]),
     ("seed= range( 2 , 4 ) ", "seed", [2, 3]),
     ("s='range(3)'", "s", ["range(3)"]),
+    ('s="range(3"', "s", ["range(3"]),
+    ("s=rangefinder,range", "s", ["rangefinder", "range"]),
     (" k =1", "k", [1]),
 ])
 def test_parse_sweep_values(item: str, key: str, values: list[Any]) -> None:
@@ -73,6 +72,15 @@ def test_parse_sweep_values(item: str, key: str, values: list[Any]) -> None:
     ("n=range(1,2,3,4)", "invalid --sweep 'n=range(1,2,3,4)': expected range(START,STOP[,STEP]) with integers"),
     ("n=range(a,3)", "invalid --sweep 'n=range(a,3)': expected range(START,STOP[,STEP]) with integers"),
     ("n=range(0,5,0)", "invalid --sweep 'n=range(0,5,0)': range step must not be 0"),
+    # anything that starts like a range and does not parse is a typo, never the string it reads as
+    ("seed=range(3", "invalid --sweep 'seed=range(3': expected range(START,STOP[,STEP]) with integers and nothing "
+                     "after it; quote the value for a string"),
+    ("seed= range (3", "invalid --sweep 'seed= range (3': expected range(START,STOP[,STEP]) with integers and "
+                       "nothing after it; quote the value for a string"),
+    ("seed=range(3)x", "invalid --sweep 'seed=range(3)x': expected range(START,STOP[,STEP]) with integers and "
+                       "nothing after it; quote the value for a string"),
+    ("seed=range(1,3),5", "invalid --sweep 'seed=range(1,3),5': expected range(START,STOP[,STEP]) with integers "
+                          "and nothing after it; quote the value for a string"),
     ("n=range(5,0)", "invalid --sweep 'n=range(5,0)': no values; expected KEY=V1,V2,..."),
     ("n=range(0,10000000)", f"invalid --sweep 'n=range(0,10000000)': 10,000,000 values, "
                             f"more than the limit of {MAX_POINTS:,}"),
@@ -198,3 +206,14 @@ def test_long_run_names_are_cut_and_stay_distinct() -> None:
     b = run_name({"prompt": "x" * 200 + "b"})
     assert a != b and len(a) == len(b) == 80
     assert a.startswith("prompt=xxxx") and check_name("run", a) == a
+
+
+def test_submit_of_an_unclosed_range_queues_nothing(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from expq.launcher.cli import main
+
+    root = str(tmp_path / "root")
+    assert main(["--root", root, "submit", "--sweep", "seed=range(3", "--", "echo", "{seed}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == ("expq: error: invalid --sweep 'seed=range(3': expected range(START,STOP[,STEP]) "
+                                 "with integers and nothing after it; quote the value for a string\n")
+    assert not (tmp_path / "root" / "queue" / "pending").exists() or not any((tmp_path / "root/queue/pending").iterdir())
