@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
 from expq.errors import InputError
 from expq.launcher.config import MISSING, get_dotted, show
 
-__all__ = ["check", "format_value", "placeholders", "render", "render_all"]
+__all__ = ["MAX_FORMAT_WIDTH", "check", "format_value", "placeholders", "render", "render_all"]
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[^\s.{}:!]+(?:\.[^\s.{}:!]+)*")
 _HINT = "write {{ and }} for literal braces"
+MAX_FORMAT_WIDTH = 1000  # `{a:>1000000000}` would write a gigabyte into every spec; no argument needs this
+# The standard format mini-language: [[fill]align][sign][z][#][0][width][grouping][.precision][type].
+_FORMAT_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[_,]?(?:\.(?P<precision>[0-9]*))?[a-zA-Z%]?",
+                          re.DOTALL)
 
 _Field = tuple[str, str, str]  # (dotted name, format spec, text as written)
-_Arg = Union[str, list[Union[str, _Field]]]  # a plain argument, or literal text and fields
+_Arg = str | list[str | _Field]  # a plain argument, or literal text and fields
 
 
 def format_value(value: Any) -> str:
@@ -71,7 +75,21 @@ def _field(inner: str, token: str) -> _Field:
         raise InputError(f"empty placeholder {{}} in command: expected {{KEY}}; {_HINT}")
     if not _NAME.fullmatch(name) or not name.isprintable():
         raise InputError(f"invalid placeholder {show(token)} in command: expected {{KEY}} or {{KEY:FORMAT}}; {_HINT}")
+    _check_sizes(spec, token)
     return name, spec, token
+
+
+def _check_sizes(spec: str, token: str) -> None:
+    """Refuse a width or precision above ``MAX_FORMAT_WIDTH`` before anything is formatted. A spec outside
+    the mini-language is left to ``format``, which refuses it for every type a config value can have."""
+    match = _FORMAT_SPEC.fullmatch(spec)
+    if match is None:
+        return
+    for what in ("width", "precision"):
+        digits = (match.group(what) or "").lstrip("0")
+        if len(digits) > 6 or int(digits or 0) > MAX_FORMAT_WIDTH:  # a length check first: int() of 5,000 digits fails
+            raise InputError(f"invalid placeholder {show(token)} in command: format {what} {show(digits, 20)} is "
+                             f"more than {MAX_FORMAT_WIDTH}")
 
 
 def _compile(argv: Sequence[str]) -> list[_Arg]:

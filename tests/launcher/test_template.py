@@ -12,9 +12,6 @@ from expq.launcher.config import parse_set
 from expq.launcher.sweep import expand, parse_sweep
 from expq.launcher.template import check, format_value, placeholders, render, render_all
 
-
-
-
 CONFIG = {"lr": 0.001, "seed": 3, "model": {"name": "resnet", "depth": 50, "amp": True}, "tags": ["a", "b"]}
 
 
@@ -127,6 +124,29 @@ def test_bad_format_spec_for_the_value(raises_input) -> None:
     with raises_input("invalid placeholder '{tags:d}' in command: format 'd' does not apply to list "
                       "['a', 'b'] (unsupported format string passed to list.__format__)"):
         render(["{tags:d}"], CONFIG)
+
+
+@pytest.mark.parametrize("arg, what, digits", [
+    ("{seed:>1000000000}", "width", "1000000000"),
+    ("{seed:x^1001}", "width", "1001"),
+    ("{lr:.2000f}", "precision", "2000"),
+    ("{seed:0>99999999999999999999}", "width", "99999999999999999999"),
+    ("{seed:" + "9" * 5000 + "}", "width", "9" * 5000),
+])
+def test_format_widths_are_bounded(arg: str, what: str, digits: str, raises_input) -> None:
+    """Refused when the command is parsed: nothing is formatted, so no gigabyte is ever built."""
+    from expq.launcher.config import show
+    from expq.launcher.template import MAX_FORMAT_WIDTH
+
+    with raises_input(f"invalid placeholder {show(arg)} in command: format {what} {show(digits, 20)} is more than "
+                      f"{MAX_FORMAT_WIDTH}"):
+        placeholders(["echo", arg])
+
+
+def test_format_widths_up_to_the_bound_work() -> None:
+    padded, zeros, precise = render(["{seed:0>1000}", "{seed:0000000000008}", "{lr:.1000f}"], CONFIG)
+    assert (padded, zeros) == ("0" * 999 + "3", "00000003")
+    assert precise.startswith("0.001") and len(precise) == 1002
 
 
 @pytest.mark.parametrize("arg, name", [("{lr_}", "lr_"), ("{model.width}", "model.width"),
