@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from expq.errors import InputError
 from expq.experiment.config import MISSING, lookup

@@ -1,77 +1,40 @@
-"""What a worker tells a job's process through the environment: the only module that knows EXPQ_* names.
+"""Binding to the queued job this process runs inside, read from the environment a worker sets.
 
-The worker (expq.worker) sets these variables for each job's child; the experiment API reads
-them so that ``Experiment(...)`` and ``get_experiment()`` bind to the job's run directory.
+The variable names, the run directory's file names and the root's resolution belong to
+``expq.contract`` (shared with the worker); this module only adds what the experiment API
+does with them: find the job, read its config with the one config dialect, find the root.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from expq.errors import InputError
+from expq.config import load_config_file
+from expq.contract import ROOT_VAR, JobEnvironment, resolve_root
 
-__all__ = ["JobBinding", "current_job", "default_root", "ROOT_VAR"]
+__all__ = ["JobBinding", "current_job", "load_job_config", "default_root", "ROOT_VAR"]
 
-ROOT_VAR = "EXPQ_ROOT"
-_JOB_ID = "EXPQ_JOB_ID"
-_RUN_DIR = "EXPQ_RUN_DIR"
-_EXPERIMENT = "EXPQ_EXPERIMENT"
-_CONFIG = "EXPQ_CONFIG"
-DEFAULT_ROOT_NAME = "expq-root"
+JobBinding = JobEnvironment  # the name this package has used for a job's environment
 
 
-@dataclass(frozen=True)
-class JobBinding:
-    """The queued job this process runs inside: its run directory, experiment and config file."""
-
-    job_id: int | None
-    run_dir: Path
-    experiment: str
-    config_path: Path | None
-    root: Path | None
-
-    def load_config(self) -> dict[str, Any]:
-        """The job's resolved config (``config.yaml`` written by the worker), or ``{}`` if none.
-
-        Raises:
-            InputError: the file exists but is not a YAML mapping.
-        """
-        if self.config_path is None or not self.config_path.exists():
-            return {}
-        import yaml
-
-        with open(self.config_path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise InputError(f"job config {self.config_path} is not a mapping")
-        return data
+def current_job(environ: Mapping[str, str] | None = None) -> JobEnvironment | None:
+    """The job from ``environ`` (default ``os.environ``), or None when started by hand."""
+    return JobEnvironment.read(environ)
 
 
-def current_job(environ: Mapping[str, str] | None = None) -> JobBinding | None:
-    """The job binding from ``environ`` (default ``os.environ``), or None when started by hand."""
-    env = os.environ if environ is None else environ
-    run_dir = env.get(_RUN_DIR)
-    if not run_dir:
-        return None
-    job_id = env.get(_JOB_ID)
-    config = env.get(_CONFIG)
-    root = env.get(ROOT_VAR)
-    path = Path(run_dir)
-    return JobBinding(
-        job_id=int(job_id) if job_id and job_id.strip().lstrip("-").isdigit() else None,
-        run_dir=path,
-        experiment=env.get(_EXPERIMENT) or path.parent.name,
-        config_path=Path(config) if config else None,
-        root=Path(root) if root else None,
-    )
+def load_job_config(job: JobEnvironment) -> dict[str, Any]:
+    """The job's resolved config (``config.yaml`` written by the worker), or ``{}`` if it has none.
+
+    Raises:
+        InputError: the file exists but cannot be read as a config mapping.
+    """
+    if not os.path.lexists(job.config_path):
+        return {}
+    return load_config_file(job.config_path, "job config")
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$EXPQ_ROOT`` if set, else ``./expq-root`` in the current directory."""
-    env = os.environ if environ is None else environ
-    value = env.get(ROOT_VAR)
-    return Path(value) if value else Path.cwd() / DEFAULT_ROOT_NAME
+    """``$EXPQ_ROOT`` if set, else ``./expq-root``, resolved as the CLI resolves ``--root``."""
+    return resolve_root(None, environ)

@@ -16,16 +16,18 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from expq._fs import check_name, slug
+from expq.contract import resolve_root
 from expq.errors import ExpqError, InputError
 from expq.experiment import active, files, tree
 from expq.experiment.capture import captured, is_captured
 from expq.experiment.config import deep_merge, expand_dotted, load_config
-from expq.experiment.env import current_job, default_root
+from expq.experiment.env import current_job, load_job_config
 from expq.experiment.metrics import DEFAULT_INTERVAL, read_scalar
 from expq.experiment.run import Run
 from expq.experiment.savers import SaverRegistry
@@ -85,7 +87,7 @@ class Experiment:
         self._savers = SaverRegistry()
         self._commands: dict[str, Callable[..., Any]] = {}
         self._base: dict[str, Any] = {}
-        self._job_config: dict[str, Any] = job.load_config() if job else {}
+        self._job_config: dict[str, Any] = load_job_config(job) if job else {}
         if job is not None:
             if name is not None and name != job.experiment:
                 log.warning("experiment %r runs as queued job %s of experiment %r: using the job's run directory",
@@ -93,10 +95,10 @@ class Experiment:
             self.name = job.experiment
             path = job.run_dir
             path.mkdir(parents=True, exist_ok=True)
-            self.root = job.root or path.parent.parent.parent
+            self.root = job.root
         else:
             self.name = check_name("experiment", name if name is not None else _default_name())
-            self.root = Path(root) if root is not None else default_root()
+            self.root = resolve_root(root)
             path = tree.make_unique_dir(self.root / tree.EXPERIMENTS / self.name, tree.timestamp_name())
         self.path = path.resolve()
         self.experiment_dir = self.path  # the old library's name for this experiment run's folder

@@ -38,7 +38,7 @@ class RunLogger:
             name = f"expq.runs.{next(_ids)}"
         else:
             name = f"{parent.logger.name}.{safe.rsplit('.', 1)[-1]}_{next(_ids)}"
-        self.logger = logging.getLogger(name)
+        self.logger: logging.Logger = logging.getLogger(name)
         self.logger.setLevel(logging.DEBUG)
         self.logger.addFilter(_RunFilter(label))
         self._handler = logging.FileHandler(log_path, encoding="utf-8", delay=False)

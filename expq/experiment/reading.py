@@ -5,20 +5,25 @@ an experiment directory (``<root>/experiments/<name>``). Nothing here writes.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from expq._fs import read_json_object
+from expq.config import load_config_file
+from expq.contract import resolve_root
 from expq.errors import InputError, NotFound
 from expq.experiment import files, tree
-from expq.experiment.env import default_root
 from expq.experiment.metrics import list_metrics, read_scalar
 from expq.experiment.savers import SaverRegistry
 
 __all__ = ["StoredRun", "StoredExperiment", "open_path"]
+
+log = logging.getLogger(__name__)
 
 
 class StoredRun:
@@ -64,12 +69,13 @@ class StoredRun:
         if "config" in self.meta:
             return dict(self.meta["config"])
         path = self.path / tree.JOB_CONFIG
-        if not path.exists():
+        if not os.path.lexists(path):
             return {}
-        import yaml
-
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return data if isinstance(data, dict) else {}
+        try:
+            return load_config_file(path, "job config")
+        except InputError as error:  # one damaged run must not hide the others from a table
+            log.warning("run %s: %s", self.name, error)
+            return {}
 
     @property
     def result(self) -> Any:
@@ -175,7 +181,7 @@ def open_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     """
     candidate = Path(path)
     if not candidate.exists():
-        named = Path(root) if root is not None else default_root()
+        named = resolve_root(root)
         by_name = named / tree.EXPERIMENTS / str(path)
         if os.sep in str(path) or not by_name.exists():
             raise NotFound("experiment or run", path)

@@ -8,9 +8,10 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from expq._fs import atomic_write
 from expq.experiment import tree
@@ -64,7 +65,7 @@ class Run:
         self.state = RunState.RUNNING
         self.result: Any = None  # what the run's command returned, recorded by finish()
         self.metrics = MetricsSink(path / tree.METRICS, flush_interval)
-        self.log = RunLogger(path / tree.RUN_LOG, label, parent.log if parent else None)
+        self.log: RunLogger = RunLogger(path / tree.RUN_LOG, label, parent.log if parent else None)
         self.capture = OutputCapture(path / tree.STDOUT_LOG, path / tree.STDERR_LOG) if capture else None
         self.started = time.time()
         self.meta: dict[str, Any] = {

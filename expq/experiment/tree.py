@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path, PurePosixPath
 
+from expq import contract
 from expq._fs import check_name
 from expq.errors import InputError
 
@@ -29,19 +30,20 @@ __all__ = [
     "relative_name", "is_run_dir",
 ]
 
-RUN_JSON = "run.json"
-RUN_LOG = "run.log"
-STDOUT_LOG = "stdout.log"
-STDERR_LOG = "stderr.log"
-FILES = "files"
-METRICS = "metrics"
-SOURCES = "sources"
-RUNS = "runs"
-EXPERIMENTS = "experiments"
+# The names belong to the worker/API contract (expq.contract); re-exported for this package.
+RUN_JSON = contract.RUN_JSON
+RUN_LOG = contract.RUN_LOG
+STDOUT_LOG = contract.STDOUT_LOG
+STDERR_LOG = contract.STDERR_LOG
+FILES = contract.FILES_DIR
+METRICS = contract.METRICS_DIR
+SOURCES = contract.SOURCES_DIR
+RUNS = contract.RUNS_DIR
+EXPERIMENTS = contract.EXPERIMENTS_DIR
 # Written by the worker in a queued run directory; read here, never written.
-JOB_JSON = "job.json"
-JOB_CONFIG = "config.yaml"
-RESULT_JSON = "result.json"
+JOB_JSON = contract.JOB_JSON
+JOB_CONFIG = contract.CONFIG_YAML
+RESULT_JSON = contract.RESULT_JSON
 
 _MAX_TRIES = 10_000
 
@@ -90,4 +92,4 @@ def relative_name(kind: str, name: str) -> PurePosixPath:
 
 def is_run_dir(path: Path) -> bool:
     """True if ``path`` holds a run: written by this API (run.json) or by a worker (job.json/result.json)."""
-    return any(os.path.exists(path / marker) for marker in (RUN_JSON, JOB_JSON, RESULT_JSON))
+    return any(os.path.exists(path / marker) for marker in contract.RUN_MARKERS)

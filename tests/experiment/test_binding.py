@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import expq
-from expq.experiment.env import current_job
 from experiment_scripts import run_script
+
+import expq
+from expq.experiment.env import current_job, load_job_config
 
 SCRIPT = """
 import expq
@@ -95,4 +96,11 @@ def test_env_reader_knows_the_contract(tmp_path: Path) -> None:
     job = current_job({"EXPQ_RUN_DIR": str(tmp_path), "EXPQ_JOB_ID": "12", "EXPQ_EXPERIMENT": "e",
                        "EXPQ_CONFIG": str(tmp_path / "config.yaml"), "EXPQ_ROOT": "/r"})
     assert job is not None and job.job_id == 12 and job.experiment == "e" and job.root == Path("/r")
-    assert job.load_config() == {}
+    assert load_job_config(job) == {}
+
+
+def test_job_config_is_read_in_the_one_dialect(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("lr: 1e-3\nday: 2024-01-02\nname: '1e-3'\n")
+    job = current_job({"EXPQ_RUN_DIR": str(tmp_path), "EXPQ_CONFIG": str(tmp_path / "config.yaml")})
+    assert job is not None and job.job_id is None
+    assert load_job_config(job) == {"lr": 0.001, "day": "2024-01-02", "name": "1e-3"}

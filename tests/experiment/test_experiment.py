@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from experiment_scripts import child_env, only_run, run_script
 
 import expq
 from expq.errors import ExpqError, InputError
-from experiment_scripts import child_env, only_run, run_script
 
 
 def _exp(tmp_path: Path, name: str = "exp", **kwargs: object) -> expq.Experiment:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import expq
-from expq.errors import InputError, NotFound
+from expq.errors import InputError
 from expq.experiment.config import deep_merge, load_config
 
 
@@ -37,7 +37,7 @@ def test_add_config_from_dict_yaml_and_json(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("content", "name", "error"), [
     ("[1, 2]", "x.yaml", InputError), ("a: [", "x.yaml", InputError), ("{", "x.json", InputError),
-    ("a: 1", "x.toml", InputError),
+    ("a: 1\na: 2", "x.yml", InputError),
 ])
 def test_bad_config_files_are_clear_errors(tmp_path: Path, content: str, name: str, error: type) -> None:
     (tmp_path / name).write_text(content)
@@ -46,8 +46,26 @@ def test_bad_config_files_are_clear_errors(tmp_path: Path, content: str, name: s
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(InputError, match="cannot read config file .*nope.yaml': No such file or directory"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_add_config_file_reads_the_cli_dialect(tmp_path: Path) -> None:
+    """Issue 10 item 2: ``lr: 1e-3`` is a float and dates stay strings, as with ``expq submit --config``."""
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nday: 2024-01-02\nsteps: 3e4\n")
+    exp = _exp(tmp_path)
+    exp.add_config(tmp_path / "c.yaml")
+    assert exp.config == {"lr": 0.001, "day": "2024-01-02", "steps": 30000.0}
+    exp.close()
+    assert expq.open(exp.path).config == {"lr": 0.001, "day": "2024-01-02", "steps": 30000.0}
+
+
+def test_stored_job_config_reads_the_cli_dialect(tmp_path: Path) -> None:
+    run_dir = tmp_path / "root" / "experiments" / "e" / "1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "job.json").write_text("{}")
+    (run_dir / "config.yaml").write_text("lr: 1e-3\nday: 2024-01-02\n")
+    assert expq.open(run_dir).config == {"lr": 0.001, "day": "2024-01-02"}
 
 
 def test_run_config_wins_inside_the_run_only(tmp_path: Path) -> None:

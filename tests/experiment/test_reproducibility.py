@@ -5,10 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from experiment_scripts import only_run, run_script
 
 import expq
 from expq.experiment.sources import snapshot_sources
-from experiment_scripts import only_run, run_script
 
 
 def _project(tmp_path: Path) -> Path:

@@ -208,7 +208,7 @@ def test_overwrite_is_atomic_for_a_concurrent_reader(tmp_path: Path) -> None:
                 loaded = np.load(path)
                 assert loaded.shape == (200_000,) and loaded.min() == loaded.max()
                 seen.append(float(loaded[0]))
-        except BaseException as error:  # re-raised in the test thread below
+        except BaseException as error:  # noqa: BLE001 -- re-raised in the test thread below
             errors.append(error)
 
     thread = threading.Thread(target=reader)

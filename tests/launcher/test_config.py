@@ -9,10 +9,15 @@ import pytest
 
 from expq.errors import InputError
 from expq.launcher.config import (
-    MISSING, deep_merge, get_dotted, load_config_files, parse_set, parse_value, resolve_config, set_dotted,
+    MISSING,
+    deep_merge,
+    get_dotted,
+    load_config_files,
+    parse_set,
+    parse_value,
+    resolve_config,
+    set_dotted,
 )
-
-
 
 
 def write(path: Path, text: str) -> Path:
