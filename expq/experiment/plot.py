@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["plot_runs", "palette", "LINE_STYLES", "group_series"]
 
-LINE_STYLES = ("-", "--", ":", "-.")
+LINE_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
 # tab10 first (best told apart); past 10 lines, the 20 dark/light pairs of tab20, tab20b, tab20c.
 _TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 

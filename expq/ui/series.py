@@ -1,0 +1,190 @@
+"""Metric files read incrementally: a poll reads only the bytes appended since the last one.
+
+Workers append ``step,value,time`` lines to a metric's CSV while the dashboard reads it. Each file
+is tracked by its inode and the offset of the last complete line read; a later read starts there,
+so a live chart polling a growing metric costs the new bytes, not the file. A torn last line (a
+write in progress) is left for the next read. A file that shrank or was replaced is read afresh.
+
+Two levels, so memory stays bounded on a root of thousands of runs: ``Summary`` (last, min, max,
+count: a few numbers per file, kept for every file seen) and ``Series`` (every point, kept for the
+``MAX_SERIES`` most recently drawn files).
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy
+
+__all__ = ["Summary", "Series", "MetricStore", "parse_lines", "last_point"]
+
+MAX_SERIES = 256
+_TAIL = 4096
+
+
+def parse_lines(chunk: bytes) -> numpy.ndarray:
+    """Rows of (step, value, time) from complete CSV lines; a header or malformed line is skipped."""
+    import numpy as np
+
+    if chunk.startswith(b"step,"):
+        chunk = chunk.partition(b"\n")[2]
+    if not chunk.strip():
+        return np.zeros((0, 3))
+    try:
+        return np.loadtxt(io.BytesIO(chunk), delimiter=",", ndmin=2, usecols=(0, 1, 2))
+    except ValueError:  # a damaged line: keep the ones that parse
+        rows = []
+        for line in chunk.splitlines():
+            try:
+                step, value, stamp = (float(x) for x in line.split(b","))
+            except ValueError:
+                continue
+            rows.append((step, value, stamp))
+        return np.array(rows, dtype=float).reshape(-1, 3)
+
+
+def last_point(path: Path) -> tuple[int, float, float] | None:
+    """The last complete point of a metric file, from its last few kB only (None when there is none)."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - _TAIL))
+            lines = handle.read().split(b"\n")[:-1]  # the part after the last newline is torn
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            step, value, stamp = line.split(b",")
+            return int(step), float(value), float(stamp)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass
+class _Cursor:
+    """Where the previous read of one file stopped."""
+
+    inode: int = -1
+    offset: int = 0
+
+    def read_new(self, path: Path) -> tuple[bytes, bool]:
+        """The complete lines appended since the last call, and whether the file started over."""
+        try:
+            with open(path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                restart = stat.st_ino != self.inode or stat.st_size < self.offset
+                if restart:
+                    self.inode, self.offset = stat.st_ino, 0
+                handle.seek(self.offset)
+                data = handle.read(max(0, stat.st_size - self.offset))
+        except OSError:
+            self.inode, self.offset = -1, 0
+            return b"", True
+        end = data.rfind(b"\n") + 1  # a torn last line waits for the next read
+        self.offset += end
+        return data[:end], restart
+
+
+@dataclass
+class Summary:
+    """Last value, minimum, maximum (NaN ignored) and point count of one metric file."""
+
+    cursor: _Cursor = field(default_factory=_Cursor)
+    count: int = 0
+    last: float | None = None
+    low: float | None = None
+    high: float | None = None
+    bytes_read: int = 0
+
+    def update(self, path: Path) -> None:
+        chunk, restart = self.cursor.read_new(path)
+        if restart:
+            self.count, self.last, self.low, self.high = 0, None, None, None
+        self.bytes_read += len(chunk)
+        rows = parse_lines(chunk)
+        if not len(rows):
+            return
+        import numpy as np
+
+        values = rows[:, 1]
+        self.count += len(values)
+        self.last = float(values[-1])
+        finite = values[~np.isnan(values)]
+        if len(finite):
+            low, high = float(finite.min()), float(finite.max())
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
+
+    def best(self, maximize: bool) -> float | None:
+        return self.high if maximize else self.low
+
+
+@dataclass
+class Series:
+    """Every point of one metric file, grown by the appended lines at each ``update``."""
+
+    cursor: _Cursor = field(default_factory=_Cursor)
+    parts: list[Any] = field(default_factory=list)
+    bytes_read: int = 0
+
+    def update(self, path: Path) -> numpy.ndarray:
+        """All points so far, as an (n, 3) array of step, value, time."""
+        import numpy as np
+
+        chunk, restart = self.cursor.read_new(path)
+        if restart:
+            self.parts = []
+        self.bytes_read += len(chunk)
+        rows = parse_lines(chunk)
+        if len(rows):
+            self.parts.append(rows)
+        if len(self.parts) > 1:
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0] if self.parts else np.zeros((0, 3))
+
+
+class MetricStore:
+    """The summaries and recently drawn series of every metric file the dashboard has read."""
+
+    def __init__(self, max_series: int = MAX_SERIES) -> None:
+        self.max_series = max_series
+        self._summaries: dict[Path, Summary] = {}
+        self._series: OrderedDict[Path, Series] = OrderedDict()
+        self._lock = threading.Lock()  # requests run in a thread pool
+
+    def summary(self, path: Path) -> Summary:
+        """The file's summary, brought up to date (reads only what was appended)."""
+        with self._lock:
+            found = self._summaries.setdefault(path, Summary())
+            found.update(path)
+            return found
+
+    def known(self, path: Path) -> bool:
+        return path in self._summaries
+
+    def points(self, path: Path) -> numpy.ndarray:
+        """Every point of the file, brought up to date; the least recently drawn series are forgotten."""
+        with self._lock:
+            series = self._series.pop(path, None) or Series()
+            self._series[path] = series
+            while len(self._series) > self.max_series:
+                self._series.popitem(last=False)
+            return series.update(path)
+
+    def bytes_read(self, path: Path) -> int:
+        """Bytes read from ``path`` for its points so far (what the benchmark checks)."""
+        series = self._series.get(path)
+        return series.bytes_read if series else 0
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    return None if value is None or not math.isfinite(value) else value
