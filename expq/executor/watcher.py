@@ -1,0 +1,99 @@
+"""One daemon thread per executor that resolves the futures of its unfinished jobs.
+
+It polls each job's state file (a few stats, never a listing of ``pending/``) with backoff: every
+``MIN_DELAY`` while states change, slowing to ``MAX_DELAY`` while nothing does, so waiting costs no
+busy loop. The thread exits when no job is left to watch and starts again with the next one. Once
+in a while a listing of ``pending/`` finds jobs that vanished (removed) so nobody waits on them forever.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from expq.queue.states import State
+from expq.queue.store import JobQueue
+
+if TYPE_CHECKING:
+    from expq.executor.job import Job
+
+__all__ = ["Watcher", "MIN_DELAY", "MAX_DELAY"]
+
+log = logging.getLogger(__name__)
+
+MIN_DELAY = 0.02
+MAX_DELAY = 1.0
+_BACKOFF = 1.5
+_VANISHED_EVERY = 60  # polls between two looks for jobs that left the queue unfinished
+
+
+class Watcher:
+    """Resolves the futures of the jobs added to it as their jobs finish."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self._jobs: dict[int, Job] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, jobs: Iterable[Job]) -> None:
+        """Watch ``jobs`` until they finish (starting the thread if it is not running)."""
+        with self._lock:
+            self._jobs.update((job.id, job) for job in jobs)
+            if self._jobs and self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="expq-job-watcher", daemon=True)
+                self._thread.start()
+
+    def wake(self) -> None:
+        """Poll now rather than after the current delay (a job was just cancelled)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        delay = MIN_DELAY
+        seen: dict[int, bool] = {}
+        for count in itertools.count():
+            with self._lock:
+                jobs = list(self._jobs.values())
+                if not jobs:
+                    self._thread = None
+                    return
+            changed = False
+            for job in jobs:
+                was_running = seen.get(job.id, False)
+                if self._poll(job):
+                    changed = True
+                    seen.pop(job.id, None)
+                    with self._lock:
+                        self._jobs.pop(job.id, None)
+                    continue
+                now_running = job.running_seen()
+                changed = changed or now_running != was_running
+                seen[job.id] = now_running
+            if count % _VANISHED_EVERY == _VANISHED_EVERY - 1:
+                self._drop_vanished(jobs)
+            delay = MIN_DELAY if changed else min(MAX_DELAY, delay * _BACKOFF)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _poll(self, job: Job) -> bool:
+        try:
+            return job.poll()
+        except Exception as exc:  # noqa: BLE001 - this thread must not die: the job's waiters would hang forever
+            log.exception("job %d: could not read its state", job.id)
+            job.fail(f"its state could not be read: {type(exc).__name__}: {exc}")
+            return True
+
+    def _drop_vanished(self, jobs: list[Job]) -> None:
+        """Resolve jobs that are in no state directory any more (``expq rm`` or a deleted queue)."""
+        try:
+            pending = set(self.queue.list_ids(State.PENDING))
+        except OSError:
+            return
+        for job in jobs:
+            if not job.done() and job.id not in pending and self.queue.locate(job.id) is None:
+                job.fail("it is no longer in the queue")
+                with self._lock:
+                    self._jobs.pop(job.id, None)

@@ -1,0 +1,72 @@
+"""Fixtures for executor tests: a fresh root and real ``expq worker`` processes serving it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FAST = ["--poll", "0.05", "--heartbeat", "0.2", "--grace", "2"]
+
+
+class Workers:
+    """Starts workers on one root; each is stopped (SIGTERM, then SIGKILL) at teardown."""
+
+    def __init__(self, root: Path, tmp: Path) -> None:
+        self.root = root
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, slots: int = 1) -> subprocess.Popen[bytes]:
+        log = open(self.tmp / f"worker-{len(self.procs)}.log", "ab")
+        env = {**os.environ, "EXPQ_GPU_LOCK_DIR": str(self.tmp / "gpu-locks")}
+        proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(self.root), "worker", "--gpus", "none",
+                                 "--slots", str(slots), *FAST, *args], stdout=log, stderr=log, env=env)
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self, index: int = 0) -> str:
+        return (self.tmp / f"worker-{index}.log").read_text()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def workers(root: Path, tmp_path: Path) -> Iterator[Workers]:
+    helper = Workers(root, tmp_path)
+    yield helper
+    helper.stop()
+
+
+def expq_cli(root: Path, *args: str) -> str:
+    """``python -m expq --root ROOT ARGS`` in a child process; its stdout."""
+    return subprocess.run([sys.executable, "-m", "expq", "--root", str(root), *args], capture_output=True,
+                          text=True, check=True).stdout
+
+
+@pytest.fixture
+def status():
+    """The jobs of a root as ``expq status --json`` lists them, by id."""
+    def read(root: Path) -> dict[int, dict]:
+        return {job["id"]: job for job in json.loads(expq_cli(root, "status", "--json"))["jobs"]}
+    return read

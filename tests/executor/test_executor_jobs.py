@@ -1,0 +1,187 @@
+"""``expq.Executor`` against real workers: values, exceptions, map, sweep, cancel, retries, timeouts."""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import executor_jobfns as fns
+import numpy as np
+import psutil
+import pytest
+
+from expq.errors import InputError
+from expq.executor import Executor, Job, JobError
+
+RESULT_TIMEOUT = 60
+
+
+def test_a_numpy_array_comes_back_and_the_job_is_an_ordinary_one(root, workers, status):
+    workers.start()
+    job = Executor(root=root, experiment="arrays").submit(fns.make_array, 5, scale=2.0)
+    value = job.result(timeout=RESULT_TIMEOUT)
+    assert value.dtype == np.float32 and value.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert job.done() and not job.cancelled() and job.state() == "done"
+    assert job.stdout() == "making 5 values\n"
+    record = status(root)[job.id]
+    assert record["command"][1:] == ["-m", "expq.executor", "executor_jobfns.make_array"]
+    assert (record["state"], record["experiment"], record["name"]) == ("done", "arrays", "make_array")
+    assert record["run_dir"] == str(job.run_dir)
+    assert stat.S_IMODE(os.stat(job.run_dir).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(job.run_dir / "call.pkl").st_mode) == 0o600
+
+
+def test_an_exception_comes_back_with_its_type_message_and_traceback(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.fail_deep, 7)
+    with pytest.raises(JobError) as caught:
+        job.result(timeout=RESULT_TIMEOUT)
+    error = caught.value
+    assert (error.job_id, error.state) == (job.id, "failed")
+    assert error.exc_type == "executor_jobfns.CustomError"
+    assert error.message == "went wrong with code 7"
+    assert error.reason == "raised executor_jobfns.CustomError: went wrong with code 7"
+    assert "in _inner_failure" in error.traceback and "raise CustomError(" in error.traceback
+    assert "expq/executor/child.py" not in error.traceback  # the user's frames only
+    assert error.traceback.strip() in str(error)
+    assert isinstance(error.__cause__, fns.CustomError) and error.__cause__.code == 7
+    assert job.exception() is error
+    assert "went wrong with code 7" in job.stderr()
+
+
+def test_a_return_value_that_cannot_be_pickled_fails_the_job_with_that_reason(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.return_a_lock)
+    with pytest.raises(JobError, match="return value") as caught:
+        job.result(timeout=RESULT_TIMEOUT)
+    assert "_thread.lock" in caught.value.reason and "cannot be pickled" in caught.value.reason
+    assert job.state() == "failed"
+
+
+def test_map_runs_each_item_exactly_once_on_two_workers_and_keeps_input_order(root, workers, tmp_path, status):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    workers.start(slots=2)
+    workers.start(slots=2)
+    jobs = Executor(root=root).map(fns.mark_once, [str(marks)] * 100, range(100))
+    assert [job.id for job in jobs] == list(range(jobs[0].id, jobs[0].id + 100))  # one allocation, in order
+    finished = list(concurrent.futures.as_completed(jobs, timeout=RESULT_TIMEOUT))
+    assert sorted(job.id for job in finished) == [job.id for job in jobs]
+    assert [job.result() for job in jobs] == [i * i for i in range(100)]
+    assert sorted(int(name.split("-")[0]) for name in os.listdir(marks)) == list(range(100))
+    records = status(root)
+    assert {records[job.id]["attempts"] for job in jobs} == {1}
+    hosts = {json.loads((job.run_dir / "result.json").read_text())["worker_id"] for job in jobs}
+    assert len(hosts) == 2, "both workers should have taken jobs"
+
+
+def test_sweep_makes_each_point_the_jobs_config_seen_by_capture(root, workers, status):
+    workers.start(slots=2)
+    jobs = Executor(root=root, experiment="grid").sweep(fns.train, grid={"lr": [0.1, 0.2], "seed": range(2)})
+    results = [job.result(timeout=RESULT_TIMEOUT) for job in jobs]
+    points = [(lr, seed) for lr in (0.1, 0.2) for seed in range(2)]
+    assert [(r["lr"], r["seed"]) for r in results] == points
+    assert [r["config"] for r in results] == [{"lr": lr, "seed": seed} for lr, seed in points]
+    assert [r["args"] for r in results] == [[lr, seed] for lr, seed in points]
+    assert all(r["extra"] == "none" for r in results)
+    records = status(root)
+    assert [records[job.id]["name"] for job in jobs] == [f"lr={lr},seed={seed}" for lr, seed in points]
+    assert [records[job.id]["config"] for job in jobs] == [{"lr": lr, "seed": seed} for lr, seed in points]
+    assert (jobs[0].run_dir / "metrics").is_dir()  # the experiment API wrote into the job's run
+
+
+def test_cancel_kills_a_running_job_and_its_escaped_grandchild(root, workers, tmp_path, wait_until):
+    workers.start()
+    pid_file = tmp_path / "grandchild.pid"
+    job = Executor(root=root).submit(fns.sleep_with_grandchild, str(pid_file))
+    wait_until(pid_file.exists, timeout=RESULT_TIMEOUT, message="the job never started its grandchild")
+    grandchild = int(pid_file.read_text())
+    assert job.running() and psutil.pid_exists(grandchild)
+    assert job.cancel() is True
+    with pytest.raises(JobError) as caught:
+        job.result(timeout=RESULT_TIMEOUT)
+    assert (caught.value.state, caught.value.reason) == ("cancelled", "cancelled by user")
+    assert job.cancelled() and job.state() == "cancelled"
+    wait_until(lambda: not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == "zombie",
+               timeout=10, message=f"grandchild {grandchild} survived the cancel")
+    assert job.cancel() is False  # finished: nothing to cancel
+
+
+def test_retries_run_a_function_that_fails_once_again(root, workers, status):
+    workers.start()
+    job = Executor(root=root, retries=1).submit(fns.fail_first_attempt)
+    assert job.result(timeout=RESULT_TIMEOUT) == "succeeded on attempt 2"
+    assert status(root)[job.id]["attempts"] == 2
+    assert "first attempt fails on purpose" in job.stderr()  # the first attempt's log is kept
+
+
+def test_result_with_a_timeout_on_a_pending_job_raises_and_leaves_it_pending(root):
+    job = Executor(root=root).submit(fns.add, 1, 2)
+    with pytest.raises(TimeoutError, match=f"job {job.id} did not finish within 0.1 s"):
+        job.result(timeout=0.1)
+    with pytest.raises(TimeoutError):
+        job.exception(timeout=0)
+    assert job.state() == "pending" and not job.done() and not job.running()
+
+
+def test_a_job_reattached_from_another_process_gives_the_result(root, workers):
+    job = Executor(root=root).submit(fns.add, 20, 22)
+    workers.start()
+    code = ("import sys; from expq.executor import Job; "
+            "job = Job(int(sys.argv[1]), root=sys.argv[2]); print(job.result(timeout=60), job.state())")
+    out = subprocess.run([sys.executable, "-c", code, str(job.id), str(root)], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.path.dirname(fns.__file__)}).stdout
+    assert out.split() == ["42", "done"]
+    assert Job(job.id, root=root).result(timeout=0) == 42  # finished: resolved on attach, no waiting
+
+
+def test_the_context_manager_waits_for_its_jobs(root, workers):
+    workers.start(slots=2)
+    with Executor(root=root) as ex:
+        jobs = ex.map(fns.add, range(4), range(4))
+    done, not_done = concurrent.futures.wait(jobs, timeout=0)
+    assert not not_done and [job.result() for job in jobs] == [0, 2, 4, 6]
+    with pytest.raises(RuntimeError, match="shut down"):
+        ex.submit(fns.add, 1, 1)
+
+
+def test_bad_calls_fail_before_anything_is_queued(root):
+    ex = Executor(root=root)
+    ex.submit(fns.add, 0, 0)  # one queued job, so the queue exists
+    before = sorted(os.listdir(root / "experiments" / "default"))
+    with pytest.raises(InputError, match=r"call 2 of 2\).*cannot be pickled"):
+        ex.map(fns.add, [1, fns.threading.Lock()], [1, 2])
+    with pytest.raises(InputError, match="sweep key 'a.b'"):
+        ex.sweep(fns.add, {"a.b": [1]})
+    with pytest.raises(InputError, match="expected a list of values"):
+        ex.sweep(fns.add, {"a": "xyz"})
+    with pytest.raises(InputError, match="JSON types"):
+        ex.sweep(fns.add, {"a": [object()]})
+    with pytest.raises(InputError, match="not callable"):
+        ex.submit(42)
+    assert sorted(os.listdir(root / "experiments" / "default")) == before
+    assert len(os.listdir(root / "queue" / "pending")) == 1
+
+
+@pytest.mark.parametrize("options, text", [
+    ({"gpus": -1}, "invalid gpus=-1"), ({"retries": 1.5}, "invalid retries=1.5"),
+    ({"priority": 10**6}, "invalid priority"), ({"timeout": 0}, "invalid timeout=0"),
+    ({"env": {"EXPQ_RUN_DIR": "x"}}, "cannot be overridden"), ({"env": {"A": 1}}, "values must be strings"),
+    ({"experiment": "../up"}, "invalid experiment name"), ({"python": ""}, "invalid python"),
+])
+def test_bad_options_are_refused_by_name(root, options, text):
+    with pytest.raises(InputError, match=text):
+        Executor(root=root, **options)
+    assert not root.exists()
+
+
+def test_a_call_file_others_could_write_is_refused_by_the_job(root, workers):
+    job = Executor(root=root).submit(fns.add, 1, 2)
+    os.chmod(job.run_dir / "call.pkl", 0o666)
+    workers.start()
+    with pytest.raises(JobError, match="writable by other users") as caught:
+        job.result(timeout=RESULT_TIMEOUT)
+    assert "call file refused" in caught.value.reason
