@@ -11,16 +11,27 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from expq.launcher.report import Snapshot
+    from expq.launcher.report import Snapshot, Waiting
     from expq.queue.store import JobQueue
 
 __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
-           "status_json", "progress_line", "watch", "wait_for", "STATES"]
+           "status_json", "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
-_COLUMNS = ("ID", "EXPERIMENT/NAME", "STATE", "REASON", "GPUS", "ATT", "ELAPSED", "EXIT", "HOST", "COMMAND")
-_MAX_CELL = {"EXPERIMENT/NAME": 40, "REASON": 40, "HOST": 20, "SLURM": 16}
+# Table columns: header -> widest cell; a longer cell is cut with "…". NGPU, GPUS and SLURM appear
+# only when some row has a value.
+_COLUMNS: dict[str, int] = {"ID": 12, "EXP/NAME": 40, "STATE": 9, "REASON": 40, "NGPU": 4, "GPUS": 16, "ATT": 3,
+                            "TIME": 8, "EXIT": 7, "HOST": 20, "SLURM": 16, "COMMAND": 100_000}
+_OPTIONAL = ("NGPU", "GPUS", "SLURM")
+# When the table is wider than the terminal, these steps run in order until it fits: (column, width to
+# narrow it to) or (column, None) to leave it out. The command gives way first; the reason, which
+# says why a job waits or failed, is cut last. Then any room left goes back (``_GIVE_BACK``).
+_NARROWING: tuple[tuple[str, int | None], ...] = (
+    ("COMMAND", 20), ("ATT", None), ("HOST", 10), ("SLURM", 8), ("GPUS", 8), ("HOST", None), ("SLURM", None),
+    ("EXP/NAME", 24), ("REASON", 24), ("COMMAND", 8), ("EXP/NAME", 16), ("REASON", 16), ("COMMAND", None),
+    ("EXP/NAME", 12), ("REASON", 12))
+_GIVE_BACK = ("REASON", "EXP/NAME", "COMMAND", "GPUS", "HOST", "SLURM")
 
 
 def terminal_width() -> int:
@@ -43,19 +54,24 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def counts_line(counts: dict[str, int]) -> str:
+def counts_line(counts: dict[str, int], queue_total: int | None = None) -> str:
+    """``pending 3  running 1 ...  (total 9)``; with ``queue_total``, the counts are of the jobs a filter
+    matched, and the line says so: ``(4 matching of 9 jobs)``."""
     total = sum(counts.values())
-    return "  ".join(f"{state} {counts.get(state, 0):,}" for state in STATES) + f"  (total {total:,})"
+    tail = f"(total {total:,})" if queue_total is None else f"({total:,} matching of {queue_total:,} jobs)"
+    return "  ".join(f"{state} {counts.get(state, 0):,}" for state in STATES) + f"  {tail}"
 
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def _gpus(rec: dict[str, Any]) -> str:
-    if rec["gpus"]:
-        return ",".join(str(g) for g in rec["gpus"])
-    return str(rec["gpus_requested"]) if rec["gpus_requested"] else "-"
+def _requested(rec: dict[str, Any]) -> str:
+    return str(rec["gpus_requested"]) if rec.get("gpus_requested") else "-"
+
+
+def _used(rec: dict[str, Any]) -> str:
+    return ",".join(str(g) for g in rec["gpus"]) if rec["gpus"] else "-"
 
 
 def _exit(rec: dict[str, Any]) -> str:
@@ -64,40 +80,57 @@ def _exit(rec: dict[str, Any]) -> str:
     return "-" if rec["exit_code"] is None else str(rec["exit_code"])
 
 
-def _row(rec: dict[str, Any]) -> list[str]:
-    return [str(rec["id"]), f"{rec['experiment']}/{rec['name']}", rec["state"], rec["reason"] or "-", _gpus(rec),
-            str(rec["attempts"]), duration(rec["elapsed"]), _exit(rec), rec["host"] or "-",
-            shlex.join(rec["command"])]
+def _cells(rec: dict[str, Any]) -> dict[str, str]:
+    return {"ID": str(rec["id"]), "EXP/NAME": f"{rec['experiment']}/{rec['name']}", "STATE": rec["state"],
+            "REASON": " ".join((rec["reason"] or "-").split()), "NGPU": _requested(rec), "GPUS": _used(rec),
+            "ATT": str(rec["attempts"]), "TIME": duration(rec["elapsed"]), "EXIT": _exit(rec),
+            "HOST": rec["host"] or "-", "SLURM": rec.get("slurm_job") or "-",
+            "COMMAND": " ".join(shlex.join(rec["command"]).split())}  # one line, whatever the arguments hold
+
+
+def _fit(natural: dict[str, int], width: int) -> dict[str, int]:
+    """Column widths that make the table at most ``width`` wide, when narrowing can (see ``_NARROWING``)."""
+    widths = dict(natural)
+
+    def excess() -> int:
+        return sum(widths.values()) + 2 * (len(widths) - 1) - width
+
+    for column, narrow_to in _NARROWING:
+        if excess() <= 0:
+            break
+        if column not in widths:
+            continue
+        if narrow_to is None:
+            del widths[column]
+        else:
+            widths[column] = max(min(widths[column], max(narrow_to, len(column))), widths[column] - excess())
+    for column in _GIVE_BACK:
+        if column in widths and excess() < 0:
+            widths[column] = min(natural[column], widths[column] - excess())
+    return widths
 
 
 def table(records: Sequence[dict[str, Any]], width: int) -> str:
-    """The job table; long cells are cut, and the command gets what is left of the terminal width.
+    """The job table, at most ``width`` characters wide: long cells are cut, and when the terminal is
+    narrow the command gives way first (see ``_NARROWING``); a last resort cuts every line.
 
-    A SLURM column (the array task that ran the job, e.g. ``123_4``) follows HOST when any row has one.
+    NGPU is the number of GPUs a job asks for, GPUS the ids it ran on; both, and SLURM (the array task
+    that ran the job, e.g. ``123_4``), appear only when some row has one.
     """
-    rows = [_row(rec) for rec in records]
-    columns = list(_COLUMNS)
-    if any(rec.get("slurm_job") for rec in records):
-        at = columns.index("HOST") + 1
-        columns.insert(at, "SLURM")
-        for row, rec in zip(rows, records):
-            row.insert(at, rec.get("slurm_job") or "-")
-    for row in rows:
-        for i, column in enumerate(columns):
-            if column in _MAX_CELL:
-                row[i] = _cut(row[i], _MAX_CELL[column])
-    widths = [max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns[:-1])]
-    command_width = max(width - sum(widths) - 2 * len(widths), 12)
+    rows = [_cells(rec) for rec in records]
+    names = [c for c in _COLUMNS if c not in _OPTIONAL or any(row[c] != "-" for row in rows)]
+    widths = _fit({c: min(max([len(c)] + [len(row[c]) for row in rows]), _COLUMNS[c]) for c in names}, width)
     lines = []
-    for row in [columns] + rows:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths)] + [_cut(row[-1], command_width)]
-        lines.append("  ".join(cells).rstrip())
+    for row in [{c: c for c in names}] + rows:
+        cells = [_cut(row[c], widths[c]).ljust(widths[c]) for c in widths]
+        lines.append(_cut("  ".join(cells).rstrip(), width))
     return "\n".join(lines) + "\n"
 
 
 def status_text(snapshot: Snapshot, width: int) -> str:
     """Counts, then the table, then what was left out."""
-    out = [counts_line(snapshot.counts) + "\n"]
+    queue_total = sum(snapshot.queue_counts.values()) if snapshot.filtered else None
+    out = [counts_line(snapshot.counts, queue_total) + "\n"]
     if snapshot.jobs:
         out.append("\n" + table(snapshot.jobs, width))
     if snapshot.hidden:
@@ -175,34 +208,48 @@ def watch(draw: Callable[[], str], interval: float, stream: TextIO, rounds: int 
     return 0
 
 
-def progress_line(done: int, failed: int, cancelled: int, total: int, width: int = 30) -> str:
+def progress_line(done: int, failed: int, cancelled: int, total: int, width: int = 30, waiting: str = "") -> str:
+    """``[###---] 2/4 ended (2 done); 2 pending: no live worker``: the bar, then what the rest do."""
     ended = done + failed + cancelled
     filled = width * ended // total if total else width
     bar = "#" * filled + "-" * (width - filled)
     extra = "".join(f", {n:,} {what}" for n, what in ((failed, "failed"), (cancelled, "cancelled")) if n)
-    return f"[{bar}] {ended:,}/{total:,} ended ({done:,} done{extra})"
+    return f"[{bar}] {ended:,}/{total:,} ended ({done:,} done{extra})" + (f"; {waiting}" if waiting else "")
+
+
+def waiting_text(waiting: Waiting) -> str:
+    """``1 running, 3 pending: no live worker``; the reason is the one ``status`` gives the next job."""
+    parts = []
+    if waiting.running:
+        parts.append(f"{waiting.running:,} running")
+    if waiting.pending:
+        parts.append(f"{waiting.pending:,} pending" + (f": {waiting.reason}" if waiting.reason else ""))
+    return ", ".join(parts)
 
 
 def wait_for(queue: JobQueue, ids: Sequence[int], stream: TextIO = sys.stderr, interval: float = 0.5) -> int:
-    """``submit --wait``: a progress bar on ``stream`` until every job in ``ids`` has ended.
+    """``submit --wait``: a progress line on ``stream`` until every job in ``ids`` has ended; it says
+    how many jobs run and wait, and why the next one waits, so a queue with no worker able to run
+    them does not look like one that is merely slow.
 
     Returns 0 when all are done, 1 when any failed or was cancelled.
     """
-    from expq.launcher.report import finished_ids
+    from expq.launcher.report import finished_ids, waiting
 
     tty = stream.isatty()
     last = ""
     while True:
         ended = finished_ids(queue, ids)
-        states = list(ended.values())
-        line = progress_line(*(sum(1 for s in states if s.value == name) for name in ("done", "failed", "cancelled")),
-                             len(ids))
+        states = [s.value for s in ended.values()]
+        rest = waiting_text(waiting(queue, ids)) if len(ended) < len(ids) else ""
+        line = progress_line(states.count("done"), states.count("failed"), states.count("cancelled"), len(ids),
+                             waiting=rest)
         if line != last:
-            stream.write(f"\r{line}" if tty else f"{line}\n")
+            stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")  # \x1b[K: erase what a longer line left
             stream.flush()
             last = line
         if len(ended) == len(ids):
             if tty:
                 stream.write("\n")
-            return 0 if all(s.value == "done" for s in states) else 1
+            return 0 if all(s == "done" for s in states) else 1
         time.sleep(interval)

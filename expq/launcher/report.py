@@ -4,33 +4,47 @@ the worker and cancel write.
 Counting comes from directory listings alone. A record needs the job's spec and, once it ran, its
 latest attempt or its ``result.json``, so only the jobs that are shown are read: ``expq status`` on
 100,000 finished jobs reads a few dozen files. Every file may be absent or torn (a worker killed
-mid-write, a power loss); an unreadable one is treated as absent.
+mid-write, a power loss). A file that is absent is simply not there yet; one that exists but cannot
+be read (a run directory that is a file, a ``result.json`` that is a directory or torn) is a
+condition the user must see: the job is still listed, with the condition as its reason, and
+``status`` never fails because of one job's files.
+
+Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which needs every spec of
+the queue read once (the experiment is not in the file names).
 """
 from __future__ import annotations
 
+import errno
+import json
+import math
 import os
+import stat
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expq._fs import read_json_object
 from expq.errors import InputError, NotFound
-from expq.queue.attempts import read_attempts
+from expq.queue.attempts import Attempt, read_attempts
 from expq.queue.claim import dependency_block
-from expq.queue.lease import read_lease
-from expq.queue.paths import job_id_of
+from expq.queue.lease import Lease, read_lease
+from expq.queue.paths import RunPaths, job_id_of
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
 from expq.queue.workers import live_workers
 
-__all__ = ["Query", "Snapshot", "Workers", "collect", "record", "show", "RECENT_FINISHED"]
+__all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting", "finished_ids",
+           "RECENT_FINISHED", "PENDING_SHOWN"]
 
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
+RESULT_LIMIT = 1 << 20  # a result.json is a few hundred bytes; a bigger one is not the worker's
+
+_Entry = tuple[State, str]  # a listed job: its state at listing time and its queue file name
+_GROUP = {State.DONE: 0, State.FAILED: 0, State.CANCELLED: 0, State.RUNNING: 1, State.PENDING: 2}
 
 
 @dataclass(frozen=True)
@@ -42,25 +56,46 @@ class Query:
     experiment: str | None = None
     everything: bool = False
 
+    @property
+    def filtered(self) -> bool:
+        """True when only some jobs match, so the counts are of those jobs, not of the queue."""
+        return bool(self.ids or self.states or self.experiment is not None)
+
 
 @dataclass
 class Snapshot:
+    """What ``status`` shows.
+
+    ``counts`` are the jobs per state that match the query's filters (ids, states, experiment), the
+    whole queue when nothing filters; ``queue_counts`` are always the whole queue's. ``jobs`` come
+    finished first (by id), then running (by id), then pending in schedule order; each pending
+    record's ``queue_position`` is its place in that order (1: tried first).
+    """
+
     counts: dict[str, int]
     jobs: list[dict[str, Any]]
     hidden: int = 0  # jobs that match the filters but were left out of the default view
     workers: int = 0
+    queue_counts: dict[str, int] = field(default_factory=dict)
+    filtered: bool = False
 
 
 class Workers:
     """The live workers' GPU counts, read once per snapshot."""
 
     def __init__(self, queue: JobQueue, now: float) -> None:
-        self.gpus = [len(g) if isinstance(g := info.get("gpus"), list) else 0
-                     for info in live_workers(queue.paths, now)]
+        self.problem = ""
+        try:
+            infos = live_workers(queue.paths, now)
+        except OSError as exc:  # workers/ replaced by a file, unreadable: say so, list the jobs anyway
+            infos = []
+            self.problem = f"cannot read the workers folder ({_strerror(exc)})"
+        self.gpus = [len(g) if isinstance(g := info.get("gpus"), list) else 0 for info in infos]
 
     def why_waiting(self, gpus: int) -> str:
+        """Why a pending job that needs ``gpus`` GPUs cannot start now; "" when it only awaits its turn."""
         if not self.gpus:
-            return "no live worker"
+            return self.problem or "no live worker"
         if gpus > max(self.gpus):
             return f"needs {gpus} GPU{'s' if gpus != 1 else ''} (largest worker has {max(self.gpus)})"
         return ""
@@ -74,8 +109,12 @@ def _pending_reason(queue: JobQueue, spec: JobSpec, workers: Workers) -> str:
     return workers.why_waiting(spec.gpus)
 
 
-def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None, now: float) -> dict[str, Any]:
-    """The ``status --json`` record of one job (also the row of the table)."""
+def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None, now: float,
+           position: int | None = None) -> dict[str, Any]:
+    """The ``status --json`` record of one job (also the row of the table).
+
+    A run file that exists but cannot be read adds its condition to ``reason``; it never raises.
+    """
     run = queue.paths.run(spec.run_dir)
     rec: dict[str, Any] = {
         "id": spec.id, "state": state.value, "experiment": spec.experiment, "name": spec.name,
@@ -84,24 +123,32 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
         "submitted_at": spec.submitted_at, "started_at": None, "finished_at": None, "duration": None,
         "elapsed": None, "host": None, "priority": spec.priority, "after": list(spec.after),
         "retries": spec.retries, "timeout": spec.timeout, "slurm_job": None, "cwd": spec.cwd, "user": spec.user,
+        "queue_position": position if state is State.PENDING else None,
     }
+    problems: list[str] = []
     if state is State.PENDING:
-        attempts = read_attempts(run) if _maybe_ran(run.attempts) else []
+        attempts = _attempts(run, problems) if _maybe_ran(run, problems) else []
         rec["attempts"] = attempts[-1].number if attempts else 0
         if workers is not None:
             rec["reason"] = _pending_reason(queue, spec, workers)
-        return rec
-    if state is State.RUNNING:
-        lease = read_lease(queue.paths, spec.id)  # a running attempt's record is its lease
-        attempts = [lease.attempt] if lease is not None else read_attempts(run)
+    elif state is State.RUNNING:
+        lease = _lease(queue, spec.id, problems)  # a running attempt's record is its lease
+        attempts = [lease.attempt] if lease is not None else _attempts(run, problems)
         if attempts:
             last = attempts[-1]
             rec.update(attempts=last.number, host=last.host, gpus=list(last.gpus), started_at=last.started_at,
                        slurm_job=last.slurm_job or None, elapsed=max(0.0, now - last.started_at))
-        return rec
-    result = read_json_object(run.result)
-    if result is None:  # torn or not yet written: fall back on the attempt records
-        attempts = read_attempts(run)
+    else:
+        _finished(rec, run, problems)
+    if problems:
+        rec["reason"] = "; ".join(dict.fromkeys(r for r in (rec["reason"], *problems) if r))
+    return rec
+
+
+def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
+    result = _result(run, problems)
+    if result is None:  # not written (cancelled before it ran) or unreadable: fall back on the attempts
+        attempts = _attempts(run, problems)
         if attempts:
             last = attempts[-1]
             result = {"attempts": last.number, "host": last.host, "gpus": list(last.gpus),
@@ -116,7 +163,6 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
     if rec["duration"] is None and rec["started_at"] is not None and rec["finished_at"] is not None:
         rec["duration"] = max(0.0, rec["finished_at"] - rec["started_at"])
     rec["elapsed"] = rec["duration"]
-    return rec
 
 
 _RESULT_TYPES: dict[str, tuple[type, ...]] = {
@@ -124,9 +170,107 @@ _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "started_at": (int, float), "finished_at": (int, float), "duration": (int, float), "slurm_job": (str,)}
 
 
-def _maybe_ran(attempts_dir: Path) -> bool:
-    # a requeued job shows its attempt count; a never-run one costs one failed stat
-    return attempts_dir.is_dir()
+# -- reading a run's files: absent is normal, anything else unreadable is a condition to show --------
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _not_a_directory(path: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError:  # ENOTDIR: a folder above it is a file
+        return True
+
+
+def _unreadable(run: RunPaths, what: str, exc: OSError) -> str:
+    if exc.errno == errno.ENOTDIR and _not_a_directory(run.dir):
+        return "run directory is not a directory"
+    if exc.errno == errno.ELOOP:
+        return f"{what} is a symbolic link"
+    if exc.errno == errno.EISDIR:
+        return f"{what} is a directory"
+    return f"cannot read {what} ({_strerror(exc)})"
+
+
+def _maybe_ran(run: RunPaths, problems: list[str]) -> bool:
+    """Whether attempt records may exist: a requeued job shows its attempt count, and a never-run one
+    costs one failed stat."""
+    try:
+        return stat.S_ISDIR(os.stat(run.attempts).st_mode)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        problems.append(_unreadable(run, "its attempt records", exc))
+        return False
+
+
+def _attempts(run: RunPaths, problems: list[str]) -> list[Attempt]:
+    try:
+        return read_attempts(run)
+    except OSError as exc:
+        problems.append(_unreadable(run, "its attempt records", exc))
+        return []
+
+
+def _lease(queue: JobQueue, job: int, problems: list[str]) -> Lease | None:
+    try:
+        found = read_lease(queue.paths, job)
+    except OSError as exc:
+        found = None
+        if not _not_a_directory(queue.paths.leases):
+            problems.append(f"cannot read its lease ({_strerror(exc)})")
+    if found is None and _not_a_directory(queue.paths.leases):  # replaced by a file: no lease can be read
+        problems.append("the leases folder is not a directory")
+    return found
+
+
+def _result(run: RunPaths, problems: list[str]) -> dict[str, Any] | None:
+    """``result.json`` as a dict; None when absent, or unreadable with the condition in ``problems``.
+
+    Opened without following links or blocking (a FIFO), and read only up to ``RESULT_LIMIT``: a
+    planted file must not hang or flood ``status``.
+    """
+    try:
+        fd = os.open(run.result, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        problems.append(_unreadable(run, "result.json", exc))
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                problems.append("result.json is not a regular file")
+                return None
+            raw = handle.read(RESULT_LIMIT + 1)
+    except OSError as exc:
+        problems.append(_unreadable(run, "result.json", exc))
+        return None
+    if len(raw) > RESULT_LIMIT:
+        problems.append(f"result.json is larger than {RESULT_LIMIT >> 20} MiB")
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        problems.append("result.json is not valid JSON")
+        return None
+    if not isinstance(data, dict):
+        problems.append("result.json is not a JSON object")
+        return None
+    return data
+
+
+# -- choosing the jobs to show ---------------------------------------------------------------------
+
+def _job_id(name: str) -> int:
+    """The id in a listed name; -1 for a stray file (``notes.json``), which matches no job."""
+    try:
+        return job_id_of(name)
+    except ValueError:
+        return -1
 
 
 def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec] | None:
@@ -135,14 +279,14 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
         return state, queue.read(state, name)
     except FileNotFoundError:
         try:
-            return queue.get(job_id_of(name))
-        except NotFound:
+            return queue.get(_job_id(name))
+        except (NotFound, InputError, OSError, RecursionError):
             return None
-    except InputError:
+    except (InputError, OSError, RecursionError):  # malformed, a directory, nested too deep: not listed
         return None
 
 
-def _recent(queue: JobQueue, listing: dict[State, list[str]], limit: int) -> list[tuple[State, str]]:
+def _recent(queue: JobQueue, listing: dict[State, list[str]], limit: int) -> list[_Entry]:
     """The ``limit`` most recently finished jobs.
 
     The rename into a finished state is the moment a job ended, and it sets the file's ctime. Only
@@ -153,73 +297,95 @@ def _recent(queue: JobQueue, listing: dict[State, list[str]], limit: int) -> lis
     for state in FINISHED:
         for name in listing[state][-RECENT_WINDOW:]:
             try:
-                stamped.append((os.stat(queue.paths.state_dir(state) / name).st_ctime, job_id_of(name), state, name))
+                stamped.append((os.stat(queue.paths.state_dir(state) / name).st_ctime, _job_id(name), state, name))
             except FileNotFoundError:
                 continue
     stamped.sort()
     return [(state, name) for _, _, state, name in stamped[-limit:]]
 
 
+def _default_view(queue: JobQueue, listing: dict[State, list[str]]) -> list[_Entry]:
+    """Every running job, the first ``PENDING_SHOWN`` pending ones and the most recently finished."""
+    chosen = [(State.RUNNING, n) for n in listing[State.RUNNING]]
+    chosen += [(State.PENDING, n) for n in listing[State.PENDING][:PENDING_SHOWN]]
+    return chosen + _recent(queue, listing, RECENT_FINISHED)
+
+
+def _count(entries: Iterable[_Entry]) -> dict[str, int]:
+    counts = {state.value: 0 for state in State}
+    for state, _ in entries:
+        counts[state.value] += 1
+    return counts
+
+
+def _display_order(rec: dict[str, Any]) -> tuple[int, float, int]:
+    group = _GROUP[State(rec["state"])]
+    position = rec["queue_position"]
+    return group, (position if position is not None else (math.inf if group == 2 else 0)), rec["id"]
+
+
 def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot:
-    """Counts per state and the records the query selects, sorted by id.
+    """Counts per state of the jobs the query matches, and their records: finished ones by id,
+    then running ones by id, then pending ones in schedule order (priority, then id).
 
     With no ids, states or ``everything`` asked for, the view is: every running job, the first
     ``PENDING_SHOWN`` pending ones in the order they will run, and the ``RECENT_FINISHED`` most
-    recently finished; ``Snapshot.hidden`` counts the rest.
+    recently finished; ``Snapshot.hidden`` counts the rest. ``query.experiment`` reads every spec
+    of the states asked for (the counts need each job's experiment).
 
     Raises:
         NotFound: one of ``query.ids`` is no job of this queue.
     """
     now = time.time() if now is None else now
     listing = {state: queue.list_names(state) for state in State}
-    counts = {state.value: len(names) for state, names in listing.items()}
+    queue_counts = {state.value: len(names) for state, names in listing.items()}
     wanted = [State(s) for s in query.states] if query.states else list(State)
-    chosen: list[tuple[State, str]]
+    specs: dict[_Entry, tuple[State, JobSpec]] = {}
     hidden = 0
     if query.ids:
-        where = {job_id_of(n): (s, n) for s, names in listing.items() for n in names}
+        where = {_job_id(n): (s, n) for s, names in listing.items() for n in names}
         missing = [job for job in query.ids if job not in where]
         if missing:
             raise NotFound("job", missing[0])
         chosen = [where[job] for job in dict.fromkeys(query.ids) if where[job][0] in wanted]
-    elif query.everything or query.states:
-        chosen = [(s, n) for s in wanted for n in listing[s]]
-    elif query.experiment is None:
-        pending = listing[State.PENDING]
-        chosen = [(State.RUNNING, n) for n in listing[State.RUNNING]]
-        chosen += [(State.PENDING, n) for n in pending[:PENDING_SHOWN]]
-        recent = _recent(queue, listing, RECENT_FINISHED)
-        chosen += recent
-        hidden = sum(counts.values()) - len(chosen)
-    else:  # an experiment's view: its active jobs, then its newest finished ones until enough are found
-        chosen = [(s, n) for s in (State.RUNNING, State.PENDING) for n in listing[s]]
-        chosen += _finished_of(queue, listing, query.experiment, RECENT_FINISHED)
+        matching = chosen
+    elif query.experiment is not None:
+        matching = []
+        for state in wanted:
+            for name in listing[state]:
+                found = _read_spec(queue, state, name)
+                if found is not None and found[1].experiment == query.experiment:
+                    specs[(state, name)] = found
+                    matching.append((state, name))
+        if query.everything or query.states:
+            chosen = matching
+        else:
+            chosen = _default_view(queue, {s: [n for ms, n in matching if ms is s] for s in State})
+            hidden = len(matching) - len(chosen)
+    else:
+        matching = [(s, n) for s in wanted for n in listing[s]]
+        if query.everything or query.states:
+            chosen = matching
+        else:
+            chosen = _default_view(queue, listing)
+            hidden = len(matching) - len(chosen)
     workers = Workers(queue, now)
+    positions = ({n: i for i, n in enumerate(listing[State.PENDING], 1)}
+                 if any(s is State.PENDING for s, _ in chosen) else {})
     jobs = []
     for state, name in chosen:
-        found = _read_spec(queue, state, name)
-        if found is None or (query.experiment is not None and found[1].experiment != query.experiment):
+        found = specs.get((state, name)) or _read_spec(queue, state, name)
+        if found is None:
             continue
-        jobs.append(record(queue, found[0], found[1], workers, now))
-    jobs.sort(key=lambda rec: rec["id"])
-    return Snapshot(counts=counts, jobs=jobs, hidden=hidden, workers=len(workers.gpus))
-
-
-def _finished_of(queue: JobQueue, listing: dict[State, list[str]], experiment: str,
-                 limit: int) -> list[tuple[State, str]]:
-    finished = [(s, n) for s in FINISHED for n in listing[s]]
-    out: list[tuple[State, str]] = []
-    for state, name in sorted(finished, key=lambda item: item[1], reverse=True):
-        found = _read_spec(queue, state, name)
-        if found is not None and found[1].experiment == experiment:
-            out.append((state, name))
-            if len(out) == limit:
-                break
-    return out
+        jobs.append(record(queue, found[0], found[1], workers, now, positions.get(name)))
+    jobs.sort(key=_display_order)
+    return Snapshot(counts=_count(matching), jobs=jobs, hidden=hidden, workers=len(workers.gpus),
+                    queue_counts=queue_counts, filtered=query.filtered)
 
 
 def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
-    """Everything known about one job: its record, spec, paths, attempts and result.
+    """Everything known about one job: its record, spec, paths, attempts and result. Unreadable run
+    files leave their part empty and say why in ``job.reason``.
 
     Raises:
         NotFound: no job has this id.
@@ -227,25 +393,55 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
     state, spec = queue.get(job_id)
     run = queue.paths.run(spec.run_dir)
     now = time.time()
+    position = None
+    if state is State.PENDING:
+        names = queue.list_names(State.PENDING)
+        position = next((i for i, n in enumerate(names, 1) if _job_id(n) == job_id), None)
+    ignored: list[str] = []  # the record already names every condition
     return {
         "version": 1,
-        "job": record(queue, state, spec, Workers(queue, now) if state is State.PENDING else None, now),
+        "job": record(queue, state, spec, Workers(queue, now) if state is State.PENDING else None, now, position),
         "spec": spec.to_dict(),
         "paths": {"run_dir": str(run.dir), "stdout": str(run.stdout), "stderr": str(run.stderr),
                   "config": str(run.config), "env": str(run.env), "result": str(run.result),
                   "job": str(run.job)},
-        "attempts": [a.to_dict() for a in read_attempts(run)],
-        "result": read_json_object(run.result),
+        "attempts": [a.to_dict() for a in _attempts(run, ignored)],
+        "result": _result(run, ignored),
     }
 
+
+# -- for submit --wait -------------------------------------------------------------------------------
 
 def finished_ids(queue: JobQueue, ids: Iterable[int]) -> dict[int, State]:
     """Which of ``ids`` have finished, from three listings (for ``submit --wait``)."""
     wanted = set(ids)
     out: dict[int, State] = {}
-    for state in (State.DONE, State.FAILED, State.CANCELLED):
+    for state in FINISHED:
         for name in queue.list_names(state):
-            job = job_id_of(name)
+            job = _job_id(name)
             if job in wanted:
                 out[job] = state
     return out
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Of some jobs, how many run and how many wait, and why the next waiting one cannot start."""
+
+    running: int
+    pending: int
+    reason: str  # of the first pending job in schedule order; "" when it only awaits its turn
+
+
+def waiting(queue: JobQueue, ids: Iterable[int], now: float | None = None) -> Waiting:
+    """Where the unfinished ones of ``ids`` stand, with the reason ``status`` gives for the next one
+    to run: two listings and one spec read, cheap enough to poll."""
+    wanted = set(ids)
+    running = sum(1 for n in queue.list_names(State.RUNNING) if _job_id(n) in wanted)
+    pending = [n for n in queue.list_names(State.PENDING) if _job_id(n) in wanted]
+    reason = ""
+    if pending:
+        found = _read_spec(queue, State.PENDING, pending[0])
+        if found is not None and found[0] is State.PENDING:
+            reason = _pending_reason(queue, found[1], Workers(queue, time.time() if now is None else now))
+    return Waiting(running=running, pending=len(pending), reason=reason)

@@ -40,14 +40,40 @@ def test_prints_stdout_or_stderr_byte_for_byte(root: Path, capsysbinary: pytest.
     assert capsysbinary.readouterr().out == b"warning\n"
 
 
-def test_a_job_without_a_log_yet_prints_nothing(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_a_pending_job_has_not_started(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["--root", str(root), "logs", "1"]) == 1
+    assert capsysbinary.readouterr() == (
+        b"", b"expq: error: job 1 has not started yet (pending: no live worker): no stdout.log so far\n")
+    assert main(["--root", str(root), "logs", "--stderr", "1"]) == 1
+    assert capsysbinary.readouterr().err.endswith(b": no stderr.log so far\n")
+
+
+def test_a_requeued_pending_job_prints_its_earlier_output(root: Path,
+                                                         capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    run = run_dir(root)
+    run.mkdir(parents=True)
+    (run / "stdout.log").write_bytes(b"attempt 1\n")
     assert main(["--root", str(root), "logs", "1"]) == 0
+    assert capsysbinary.readouterr() == (b"attempt 1\n", b"")
+
+
+def test_jobs_that_never_started_or_just_did(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    queue = JobQueue(root)
+    assert main(["--root", str(root), "submit", "--", "train"]) == 0
+    capsysbinary.readouterr()
+    queue.move(queue.get(1)[1], State.PENDING, State.CANCELLED)
+    assert main(["--root", str(root), "logs", "1"]) == 1
+    assert capsysbinary.readouterr() == (b"", b"expq: error: job 1 was cancelled before it started: it has no "
+                                              b"stdout.log\n")
+    queue.move(queue.get(2)[1], State.PENDING, State.RUNNING)  # claimed, its log not created yet: empty so far
+    assert main(["--root", str(root), "logs", "2"]) == 0
     assert capsysbinary.readouterr() == (b"", b"")
 
 
 def test_follow_copies_until_ended_and_drained(tmp_path: Path) -> None:
     log = tmp_path / "stdout.log"
     out = io.BytesIO()
+    state = {"ended": False}
     script = iter([
         lambda: None,                                   # no file yet: waits for it
         lambda: log.write_bytes(b"a\n"),
@@ -55,7 +81,6 @@ def test_follow_copies_until_ended_and_drained(tmp_path: Path) -> None:
         lambda: log.open("ab").write(b"b\n"),
         lambda: state.update(ended=True),               # ended, but a last line arrived before that
     ])
-    state = {"ended": False}
 
     def nap(_: float) -> None:
         next(script)()
@@ -93,3 +118,23 @@ def test_logs_follow_a_running_job_until_it_ends(root: Path, wait_until: Callabl
     finally:
         proc.kill() if proc.poll() is None else None
     assert (proc.returncode, out, err) == (0, b"epoch 2\n", b"")
+
+
+def test_follow_of_a_pending_job_says_why_it_waits(root: Path) -> None:
+    queue = JobQueue(root)
+    _, spec = queue.get(1)
+    proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(root), "logs", "-f", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        assert line == (b"expq: job 1 has not started yet (pending: no live worker): no stdout.log so far; "
+                        b"waiting for it to start (Ctrl-C stops)\n")
+        queue.move(spec, State.PENDING, State.RUNNING)
+        log = run_dir(root) / "stdout.log"
+        log.parent.mkdir(parents=True)
+        log.write_bytes(b"started\n")
+        queue.move(spec, State.RUNNING, State.DONE)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill() if proc.poll() is None else None
+    assert (proc.returncode, out, err) == (0, b"started\n", b"")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
@@ -12,9 +12,12 @@ import pytest
 from expq.launcher import render
 from expq.launcher.cli import main
 from expq.queue.attempts import Attempt, Outcome, finish_attempt
-from expq.queue.lease import Lease, write_lease
+from expq.queue.lease import write_lease
 from expq.queue.states import State
 from expq.queue.store import JobQueue
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_report import lease  # noqa: E402
 
 JSON_FIELDS = {"id", "state", "experiment", "name", "command", "config", "gpus", "attempts", "exit_code", "signal",
                "reason", "run_dir", "submitted_at", "started_at", "finished_at", "host", "priority", "after",
@@ -43,7 +46,7 @@ def root(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest
         queue.move(spec, State.PENDING, State.RUNNING)
         record = Attempt(number=1, host="box", worker_id="w", started_at=now - 130, gpus=("0", "1"))
         if state is State.RUNNING:
-            write_lease(queue.paths, Lease(job, record, os.getpid(), 0.0, 0))
+            write_lease(queue.paths, lease(job, record))
             continue
         run = queue.paths.run(spec.run_dir)
         finish_attempt(run, record, outcome=Outcome(state.value), finished_at=now - 10)
@@ -62,16 +65,43 @@ def test_status_table(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = out.splitlines()
     assert lines[0] == "pending 1  running 1  done 1  failed 1  cancelled 0  (total 4)"
     assert lines[1] == ""
-    assert lines[2].split() == ["ID", "EXPERIMENT/NAME", "STATE", "REASON", "GPUS", "ATT", "ELAPSED", "EXIT", "HOST",
+    assert lines[2].split() == ["ID", "EXP/NAME", "STATE", "REASON", "NGPU", "GPUS", "ATT", "TIME", "EXIT", "HOST",
                                 "COMMAND"]
     rows = [line.split() for line in lines[3:]]
-    assert rows[0] == ["1", "mnist/lr=0.1", "done", "-", "0,1", "1", "2m00s", "0", "box", "python", "train.py",
+    assert rows[0] == ["1", "mnist/lr=0.1", "done", "-", "-", "0,1", "1", "2m00s", "0", "box", "python", "train.py",
                        "--lr", "0.1"]
-    assert rows[1][:9] == ["2", "mnist/lr=0.01", "failed", "killed", "by", "SIGKILL", "0,1", "1", "2m00s"]
-    assert rows[1][9:11] == ["SIGKILL", "box"]
-    assert rows[2][:5] == ["3", "mnist/lr=0.001", "running", "-", "0,1"] and rows[2][6] in ("2m10s", "2m11s")
-    assert rows[3][:6] == ["4", "default/eval.py", "pending", "after", "3", "2"]
+    assert rows[1][:10] == ["2", "mnist/lr=0.01", "failed", "killed", "by", "SIGKILL", "-", "0,1", "1", "2m00s"]
+    assert rows[1][10:12] == ["SIGKILL", "box"]
+    assert rows[2][:6] == ["3", "mnist/lr=0.001", "running", "-", "-", "0,1"] and rows[2][7] in ("2m10s", "2m11s")
+    assert rows[3][:7] == ["4", "default/eval.py", "pending", "after", "3", "2", "-"]  # asks for 2, runs on none yet
     assert len(lines) == 7
+
+
+@pytest.mark.parametrize("columns", [80, 100, 60])
+def test_the_table_fits_the_terminal(root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                     columns: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = cli(capsys, "status")
+    lines = out.splitlines()
+    assert code == 0 and all(len(line) <= columns for line in lines[2:])
+    assert [line.split()[0] for line in lines[3:]] == ["1", "2", "3", "4"]
+    if columns >= 80:  # the command gave way; the reasons are whole
+        assert "killed by SIGKILL" in lines[4] and lines[6].split()[3:5] == ["after", "3"]
+
+
+def test_at_80_columns_the_command_is_cut_before_anything_else(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    root = str(tmp_path / "r")
+    cli(capsys, "--root", root, "submit", "--experiment", "mnist", "--sweep", "lr=0.1,0.01", "--", "python",
+        "train.py", "--lr", "{lr}", "--data", "/datasets/imagenet/train")
+    code, out, _ = cli(capsys, "--root", root, "status")
+    lines = out.splitlines()
+    # ATT and HOST (all "-" here) leave before the command goes below 20 characters
+    assert code == 0 and lines[2].split() == ["ID", "EXP/NAME", "STATE", "REASON", "TIME", "EXIT", "COMMAND"]
+    assert all(len(line) <= 80 for line in lines) and max(len(line) for line in lines) == 80
+    assert lines[3].split()[:4] == ["1", "mnist/lr=0.1", "pending", "no"] and "no live worker" in lines[3]
+    assert lines[3].endswith("…") and "  python train.py --lr " in lines[3]
 
 
 def test_status_filters_and_ids(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,6 +207,20 @@ def test_long_cells_are_cut_to_the_terminal() -> None:
     assert lines[1].endswith("…") and "e/" + "n" * 37 + "…" in lines[1]
 
 
+@pytest.mark.parametrize("width", [200, 120, 80, 64, 40, 20, 1])
+def test_any_table_fits_any_width(width: int) -> None:
+    recs = [{"id": job, "experiment": "exp" * job, "name": "n" * 50, "state": "failed", "gpus": ["0", "1", "2"],
+             "reason": "needs 8 GPUs (largest worker has 4)\nsecond line", "gpus_requested": 3, "attempts": 2,
+             "elapsed": 3600.0, "signal": "SIGKILL", "exit_code": None, "host": "h" * 30, "slurm_job": "1234567_89",
+             "command": ["python", "-c", "print(1)\nprint(2)", "x" * 200]} for job in (1, 22, 333)]
+    lines = render.table(recs, width).splitlines()
+    assert len(lines) == 4 and all(len(line) <= width for line in lines)
+    if width >= 200:  # one line per row, whatever newlines the cells hold
+        assert "needs 8 GPUs (largest worker has 4) sec…" in lines[1] and "'print(1) print(2)'" in lines[1]
+
+
 def test_progress_line() -> None:
     assert render.progress_line(0, 0, 0, 4, width=8) == "[--------] 0/4 ended (0 done)"
     assert render.progress_line(2, 1, 1, 4, width=8) == "[########] 4/4 ended (2 done, 1 failed, 1 cancelled)"
+    assert render.progress_line(1, 0, 0, 4, width=8, waiting="3 pending: no live worker") == (
+        "[##------] 1/4 ended (1 done); 3 pending: no live worker")

@@ -1,12 +1,14 @@
 """report: one record per job from the files the queue and the worker write, absent or torn ones included."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,10 +29,11 @@ def queue(tmp_path: Path) -> JobQueue:
     return JobQueue(tmp_path / "root").create()
 
 
-def add(queue: JobQueue, count: int = 1, **fields: object) -> list[JobSpec]:
+def add(queue: JobQueue, count: int = 1, **fields: Any) -> list[JobSpec]:
+    experiment = fields.get("experiment", "exp")
     specs = [JobSpec(**{"id": job, "experiment": "exp", "name": f"run{job}", "command": ("python", "t.py", str(job)),
-                        "run_dir": f"experiments/exp/{job}-run{job}", "cwd": "/work", "submitted_at": NOW - 100,
-                        **fields})
+                        "run_dir": f"experiments/{experiment}/{job}-run{job}", "cwd": "/work",
+                        "submitted_at": NOW - 100, **fields})
              for job in allocate_ids(queue.paths, count)]
     queue.enqueue(specs)
     return specs
@@ -42,9 +45,16 @@ def attempt(number: int = 1, **changes: object) -> Attempt:
     return Attempt(**fields)  # type: ignore[arg-type]
 
 
+def lease(job: int, record: Attempt) -> Lease:
+    """A lease held by this process; fields beyond the four every version has get their zero value."""
+    extra = {f.name: "" if f.type == "str" else 0 for f in dataclasses.fields(Lease)
+             if f.default is dataclasses.MISSING and f.name not in ("job_id", "attempt", "pid", "pid_started")}
+    return Lease(job_id=job, attempt=record, pid=os.getpid(), pid_started=0.0, **extra)  # type: ignore[arg-type]
+
+
 def start(queue: JobQueue, spec: JobSpec, number: int = 1) -> None:
     assert queue.move(spec, State.PENDING, State.RUNNING)
-    write_lease(queue.paths, Lease(spec.id, attempt(number), pid=os.getpid(), pid_started=0.0, child_pid=0))
+    write_lease(queue.paths, lease(spec.id, attempt(number)))
 
 
 def finish(queue: JobQueue, spec: JobSpec, state: State, result: dict[str, object] | None) -> None:
@@ -78,9 +88,9 @@ def test_records_of_every_state(queue: JobQueue) -> None:
     snap = report.collect(queue, report.Query(), now=NOW)
     assert snap.counts == {"pending": 1, "running": 1, "done": 1, "failed": 1, "cancelled": 1}
     jobs = by_id(snap)
-    assert list(jobs) == [1, 2, 3, 4, 5]
+    assert list(jobs) == [3, 4, 5, 2, 1]  # finished by id, then running, then pending
     assert jobs[1]["state"] == "pending" and jobs[1]["attempts"] == 0 and jobs[1]["gpus"] == []
-    assert jobs[1]["gpus_requested"] == 1 and jobs[1]["reason"] == "no live worker"
+    assert jobs[1]["gpus_requested"] == 1 and jobs[1]["reason"] == "no live worker" and jobs[1]["queue_position"] == 1
     run = jobs[2]
     assert (run["state"], run["host"], run["gpus"], run["attempts"], run["started_at"], run["elapsed"],
             run["slurm_job"]) == ("running", "gpu-box", ["2", "3"], 1, NOW - 65, 65.0, "77")
@@ -88,6 +98,8 @@ def test_records_of_every_state(queue: JobQueue) -> None:
     assert (fail["exit_code"], fail["reason"], fail["attempts"], fail["host"], fail["gpus"], fail["duration"],
             fail["elapsed"], fail["finished_at"]) == (3, "exit code 3", 2, "node7", ["0"], 30.0, 30.0, NOW - 20)
     assert jobs[4]["exit_code"] == 0 and jobs[4]["host"] == "gpu-box" and jobs[4]["duration"] == 60.0
+    assert jobs[4]["reason"] == "result.json is not valid JSON"  # torn: the attempt record fills in, and it is said
+    assert all(jobs[j]["queue_position"] is None for j in (2, 3, 4, 5))
     assert jobs[5]["state"] == "cancelled" and jobs[5]["exit_code"] is None and jobs[5]["host"] is None
     assert fail["run_dir"] == str(queue.root / failed.run_dir)
     assert fail["command"] == ["python", "t.py", "3"] and fail["config"] == {} and fail["after"] == []
@@ -161,7 +173,7 @@ def test_default_view_shows_active_jobs_and_the_last_finished(queue: JobQueue,
     assert 51 in shown
     pending = [rec["id"] for rec in snap.jobs if rec["state"] == "pending"]
     assert pending == [i for i in range(41, 41 + report.PENDING_SHOWN + 1) if i != 51]
-    assert snap.hidden == 120 - len(shown) and shown == sorted(shown)
+    assert snap.hidden == 120 - len(shown) and shown == sorted(finished) + [51] + pending
 
 
 def test_filters(queue: JobQueue) -> None:
@@ -174,7 +186,7 @@ def test_filters(queue: JobQueue) -> None:
     assert ids(states=("pending", "done"), experiment="exp") == [1, 2, 3]
     assert ids(ids=(6, 2, 6)) == [2, 6]
     assert ids(ids=(4, 5), states=("pending",)) == [5]
-    assert ids(everything=True) == [1, 2, 3, 4, 5, 6]
+    assert ids(everything=True) == [4, 1, 2, 3, 5, 6]
     with pytest.raises(NotFound, match="^no such job: 9$"):
         report.collect(queue, report.Query(ids=(1, 9)))
 
