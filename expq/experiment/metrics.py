@@ -5,17 +5,24 @@ in ``flush``, called by one background thread per process every ``interval`` sec
 and at interpreter exit. Each flush appends one ``os.write`` per series (``O_APPEND``), so a file
 is never rewritten and lines of two processes never interleave. CSV rather than JSON lines
 because NaN and inf are not JSON, and ``step,value,time`` loads directly in numpy or pandas.
+
+With TensorBoard enabled (``Experiment(..., tensorboard=True)`` or ``EXPQ_TENSORBOARD=1``) the same
+flush also appends the points to an event file in the run's ``tensorboard/`` folder; the hot path
+does not change, and numpy and the event encoder are imported by the flusher only then.
 """
 from __future__ import annotations
 
 import atexit
 import itertools
 import logging
+import math
 import numbers
+import operator
 import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +32,21 @@ from expq.experiment.tree import relative_name
 if TYPE_CHECKING:
     import numpy
 
-__all__ = ["MetricsSink", "read_scalar", "metric_path", "list_metrics", "DEFAULT_INTERVAL"]
+__all__ = ["MetricsSink", "read_scalar", "metric_path", "list_metrics", "tensorboard_wanted", "DEFAULT_INTERVAL",
+           "TENSORBOARD_DIR", "TENSORBOARD_VAR"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 1.0
 HEADER = "step,value,time\n"
-# 17 significant digits round-trip every float64 (and print nan/inf as such); %r's shortest
-# repr costs 3x more. Time is seconds since the epoch to the millisecond, as MLflow keeps it.
-_LINE = "%d,%.17g,%.3f\n"
+# %r is the shortest text that reads back as the same number (0.4, not 0.40000000000000002), exact
+# for ints, nan/inf as such; it costs about 20% more than %.17g, in the flusher, not in log_scalar.
+# Time is seconds since the epoch to the millisecond, as MLflow keeps it.
+_LINE = "%d,%r,%.3f\n"
 _SUFFIX = ".csv"
+TENSORBOARD_DIR = "tensorboard"  # <run>/tensorboard/: the live event files
+TENSORBOARD_VAR = "EXPQ_TENSORBOARD"  # "1" turns the live writer on in every run of the process
+_TRUE = {"1", "true", "yes", "on"}
 _now = time.time
 
 
@@ -68,7 +80,12 @@ class MetricsSink:
         self.interval = interval
         self.series: dict[str, _Series] = {}
         self._lock = threading.Lock()  # taken by flush only, never by log_scalar
+        self.events: _LiveEvents | None = None
         _flusher.register(self)
+
+    def enable_tensorboard(self, folder: Path | None = None) -> None:
+        """Also write every point to a TensorBoard event file in ``folder`` (default ``<run>/tensorboard``)."""
+        self.events = _LiveEvents(folder or self.directory.parent / TENSORBOARD_DIR)
 
     def log_scalar(self, name: str, value: Any, step: int | None = None) -> None:
         """Record one point; validation is two type checks unless the value is unusual.
@@ -97,7 +114,8 @@ class MetricsSink:
     def flush(self) -> None:
         """Append every buffered point to its file: one write per series."""
         with self._lock:
-            for series in list(self.series.values()):
+            written: list[tuple[str, list[tuple[int, Any, float]]]] = []
+            for name, series in list(self.series.items()):
                 buf = series.buf
                 count = len(buf)
                 if not count:
@@ -106,6 +124,9 @@ class MetricsSink:
                 del buf[:count]  # points appended meanwhile stay in the buffer
                 data = "".join(map(_LINE.__mod__, chunk)).encode()
                 _append(series, data)
+                written.append((name, chunk))
+            if self.events is not None and written:
+                self.events.write(written)  # after the CSV: the CSV is the record, events a view of it
 
     def close(self) -> None:
         """Flush and stop the periodic flushing of this sink."""
@@ -116,6 +137,53 @@ class MetricsSink:
         """Forget unwritten points: used in a forked child, whose buffers belong to the parent."""
         for series in self.series.values():
             del series.buf[:]
+        if self.events is not None:
+            self.events.path = None  # the parent's event file is the parent's: start our own
+
+
+class _LiveEvents:
+    """One run's live event file, named after the process, appended to by ``flush`` only."""
+
+    __slots__ = ("folder", "path")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path: Path | None = None
+
+    def write(self, batches: list[tuple[str, list[tuple[int, Any, float]]]]) -> None:
+        import numpy as np
+
+        from expq.export import events
+
+        parts = []
+        if self.path is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            now = _now()
+            self.path = self.folder / events.event_file_name(f"{os.getpid()}.{id(self):x}", now)
+            parts.append(events.file_version_record(now))
+        for name, chunk in batches:
+            count = len(chunk)
+            steps = np.fromiter(map(operator.itemgetter(0), chunk), dtype=np.int64, count=count)
+            values = np.fromiter(map(_as_float, chunk), dtype=np.float64, count=count)
+            times = np.fromiter(map(operator.itemgetter(2), chunk), dtype=np.float64, count=count)
+            parts.append(events.scalar_records(name, steps, values, times))
+        _append_bytes(self.path, b"".join(parts))
+
+
+def _as_float(point: tuple[int, Any, float]) -> float:
+    value = point[1]
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64: TensorBoard keeps float32 anyway
+        return math.inf if value > 0 else -math.inf
+
+
+def tensorboard_wanted(flag: bool | None, environ: Mapping[str, str] | None = None) -> bool:
+    """``flag`` when given, else whether ``$EXPQ_TENSORBOARD`` is set to 1/true/yes/on."""
+    if flag is not None:
+        return bool(flag)
+    env = os.environ if environ is None else environ
+    return env.get(TENSORBOARD_VAR, "").strip().lower() in _TRUE
 
 
 def _append(series: _Series, data: bytes) -> None:
@@ -132,7 +200,11 @@ def _append(series: _Series, data: bytes) -> None:
         finally:
             tmp.unlink()
         series.created = True
-    fd = os.open(series.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    _append_bytes(series.path, data)
+
+
+def _append_bytes(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         view = memoryview(data)
         while view:
