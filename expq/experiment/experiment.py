@@ -28,7 +28,7 @@ from expq.experiment import active, files, tree
 from expq.experiment.capture import captured, is_captured
 from expq.experiment.config import deep_merge, expand_dotted, load_config
 from expq.experiment.env import current_job, load_job_config
-from expq.experiment.metrics import DEFAULT_INTERVAL, read_scalar
+from expq.experiment.metrics import DEFAULT_INTERVAL, read_scalar, tensorboard_wanted
 from expq.experiment.run import Run
 from expq.experiment.savers import SaverRegistry
 from expq.experiment.sources import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, GitInfo, git_info, project_dir, snapshot_sources
@@ -79,11 +79,13 @@ class Experiment:
         include: str = DEFAULT_INCLUDE,
         exclude: str = DEFAULT_EXCLUDE,
         flush_interval: float = DEFAULT_INTERVAL,
+        tensorboard: bool | None = None,
     ) -> None:
         job = current_job()
         self._job = job
         self._capture = capture_output
         self._flush_interval = flush_interval
+        self._tensorboard = tensorboard_wanted(tensorboard)  # also <run>/tensorboard/ event files; $EXPQ_TENSORBOARD
         self._savers = SaverRegistry()
         self._commands: dict[str, Callable[..., Any]] = {}
         self._base: dict[str, Any] = {}
@@ -111,6 +113,8 @@ class Experiment:
         top = Run(self.name, self.path, self.path.name, None, self._experiment_config, git,
                   capture=capture_output and job is None, flush_interval=flush_interval,
                   job_id=job.job_id if job else None)
+        if self._tensorboard:
+            top.metrics.enable_tensorboard()
         self._stack: Any = [top]
         top.begin()
         if sources:
@@ -182,6 +186,8 @@ class Experiment:
         capture = self._capture and threading.current_thread() is threading.main_thread()
         run = Run(self.name, path, label, parent, lambda: parent.config, _git(), command=command or name,
                   capture=capture, flush_interval=self._flush_interval, job_id=self.job_id)
+        if self._tensorboard:
+            run.metrics.enable_tensorboard()
         if config:
             run.layer = expand_dotted(config)
         run.begin()
