@@ -28,7 +28,9 @@ from expq.experiment import active, files, tree
 from expq.experiment.capture import captured, is_captured
 from expq.experiment.config import deep_merge, expand_dotted, load_config
 from expq.experiment.env import current_job, load_job_config
-from expq.experiment.metrics import DEFAULT_INTERVAL, read_scalar, tensorboard_wanted
+from expq.experiment.logger import QUIET
+from expq.experiment.metrics import DEFAULT_INTERVAL, tensorboard_wanted
+from expq.experiment.reading import load_metric
 from expq.experiment.run import Run
 from expq.experiment.savers import SaverRegistry
 from expq.experiment.sources import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, GitInfo, git_info, project_dir, snapshot_sources
@@ -120,7 +122,7 @@ class Experiment:
         if sources:
             copied = snapshot_sources(project_dir(git), self.path / tree.SOURCES, include, exclude,
                                       skip=(self.root, self.path))
-            top.log.logger.info("source snapshot: %d files from %s", len(copied), project_dir(git))
+            top.log.logger.info("source snapshot: %d files from %s", len(copied), project_dir(git), extra=QUIET)
         active.register(self)
 
     # -- runs -------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ class Experiment:
         """Points of metric ``name`` in the current run: a numpy array with fields step, value, time."""
         run = self.current_run
         run.metrics.flush()
-        return read_scalar(run.path / tree.METRICS, name)
+        return load_metric(run.path / tree.METRICS, name)
 
     def flush(self) -> None:
         """Write buffered metrics of every active run now."""

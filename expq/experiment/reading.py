@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from expq.experiment import files, tree
 from expq.experiment.metrics import list_metrics, read_scalar
 from expq.experiment.savers import SaverRegistry
 
-__all__ = ["StoredRun", "StoredExperiment", "open_path"]
+__all__ = ["StoredRun", "StoredExperiment", "open_path", "load_metric"]
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,23 @@ class StoredRun:
     def files(self) -> list[str]:
         return files.list_files(self.path / tree.FILES)
 
-    def load(self, name: str) -> Any:
-        """Read back a saved object (by name, with or without its extension)."""
+    def load(self, name: str, loader: Callable[[Path], Any] | None = None) -> Any:
+        """Read back a saved object (by name, with or without its extension).
+
+        The reader is ``loader`` if given, else one registered for the file's extension
+        (``add_saver(..., loader=...)`` in this process), else the built-in one.
+        """
+        if loader is not None:
+            return loader(files.find_file(self.path / tree.FILES, name))
         return files.load_object(SaverRegistry(), self.path / tree.FILES, name)
 
     def load_scalar(self, name: str) -> Any:
-        """A metric's points: a numpy array with fields step, value, time."""
-        return read_scalar(self.path / tree.METRICS, name)
+        """A metric's points: a numpy array with fields step, value, time.
+
+        Raises:
+            NotFound: no such metric in this run; the message lists those that exist.
+        """
+        return load_metric(self.path / tree.METRICS, name)
 
     @property
     def runs(self) -> list[StoredRun]:
@@ -195,3 +205,17 @@ def open_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None 
     ):
         return StoredExperiment(candidate)
     raise InputError(f"{candidate} holds neither a run nor an experiment")
+
+
+def load_metric(directory: Path, name: str) -> Any:
+    """``read_scalar``, with a "no such metric" error that lists the metrics logged there.
+
+    Raises:
+        NotFound: no metric ``name`` in ``directory``.
+    """
+    try:
+        return read_scalar(directory, name)
+    except NotFound:
+        existing = list_metrics(directory)
+        known = f"logged: {', '.join(existing)}" if existing else "no metric logged yet"
+        raise NotFound("metric", f"{name} in {directory.parent} ({known})") from None

@@ -16,7 +16,7 @@ from typing import Any
 from expq._fs import atomic_write
 from expq.experiment import tree
 from expq.experiment.config import deep_merge
-from expq.experiment.logger import RunLogger
+from expq.experiment.logger import QUIET, RunLogger
 from expq.experiment.metrics import MetricsSink
 from expq.experiment.sources import GitInfo
 from expq.experiment.stdout import OutputCapture
@@ -94,7 +94,7 @@ class Run:
         """Write the first ``run.json`` and mark the start in the log."""
         self.write_meta()
         what = f"command {self.command}" if self.command else f"experiment {self.experiment}"
-        self.log.logger.info("===== start %s (run %s, pid %d) =====", what, self.label, os.getpid())
+        self.log.logger.info("===== start %s (run %s, pid %d) =====", what, self.label, os.getpid(), extra=QUIET)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -120,14 +120,15 @@ class Run:
         duration = ended - self.started
         if failed and error is not None:
             text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            self.log.logger.error("run failed with %s: %s\n%s", type(error).__name__, error, text.rstrip())
+            self.log.logger.error("run failed with %s: %s\n%s", type(error).__name__, error, text.rstrip(),
+                                  extra=QUIET)  # the exception itself is raised on to the caller
             self.meta["error"] = f"{type(error).__name__}: {error}"
         if result_file is not None:
             self.meta["result_file"] = result_file
         elif result is not None:
             self.meta["result"] = result
         what = f"command {self.command}" if self.command else f"experiment {self.experiment}"
-        self.log.logger.info("===== end %s: %s in %.3f s =====", what, self.state.value, duration)
+        self.log.logger.info("===== end %s: %s in %.3f s =====", what, self.state.value, duration, extra=QUIET)
         self.meta.update(state=self.state.value, finished_at=iso_time(ended), duration_s=round(duration, 6))
         try:
             self.metrics.close()

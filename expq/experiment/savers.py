@@ -15,7 +15,7 @@ from typing import Any
 
 from expq.errors import InputError
 
-__all__ = ["Saver", "SaverRegistry", "FIGURE_FORMATS", "type_key"]
+__all__ = ["Saver", "SaverRegistry", "FIGURE_FORMATS", "type_key", "register_loader"]
 
 SaveFn = Callable[[Any, Path], None]
 LoadFn = Callable[[Path], Any]
@@ -156,6 +156,18 @@ _LOADERS: dict[str, LoadFn] = {
 }
 
 
+# Loaders given to ``add_saver`` in this process, by extension: ``expq.open(run).load(name)`` has
+# no experiment to ask, and a type saved with add_saver must read back the same way. The most
+# recent registration of an extension wins (a reader of another process's files passes
+# ``loader=`` to ``StoredRun.load``, or calls ``register_loader`` first).
+_added_loaders: dict[str, LoadFn] = {}
+
+
+def register_loader(ext: str, load: LoadFn) -> None:
+    """Read files ending in ``.ext`` with ``load(path)`` wherever no experiment says otherwise."""
+    _added_loaders[ext.lstrip(".").lower()] = load
+
+
 class SaverRegistry:
     """The savers and loaders one experiment uses: the built-ins plus those added by the user."""
 
@@ -174,7 +186,8 @@ class SaverRegistry:
             raise InputError(f"invalid saver extension {ext!r}: use letters and digits, e.g. 'npz'")
         self._savers[cls if isinstance(cls, str) else type_key(cls)] = Saver(save, (ext,))
         if load is not None:
-            self._loaders[ext] = load
+            self._loaders[ext.lower()] = load
+            register_loader(ext, load)
 
     def saver_for(self, obj: Any) -> Saver:
         """The most specific saver for ``obj``'s class.
@@ -195,5 +208,5 @@ class SaverRegistry:
     def loader_for(self, path: Path) -> LoadFn:
         """The loader for a file, chosen by its extension; unknown extensions give raw bytes."""
         ext = path.suffix.lstrip(".").lower()
-        return self._loaders.get(ext) or _LOADERS.get(ext) or _load_bytes
+        return self._loaders.get(ext) or _added_loaders.get(ext) or _LOADERS.get(ext) or _load_bytes
 

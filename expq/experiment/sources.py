@@ -6,7 +6,9 @@ using ``re.search``: a file is copied if it matches ``include`` and neither it n
 folders matches ``exclude`` (which replaces ``DEFAULT_EXCLUDE``: combine them with ``|`` to
 extend it). Always skipped whatever ``exclude`` says: version-control folders, ``__pycache__``,
 ``site-packages``/``dist-packages``, folders holding a ``pyvenv.cfg`` (virtualenvs of any name),
-the expq root, the run directory itself and files over ``max_bytes``.
+the expq root, the run directory itself, files over ``max_bytes``, and any other expq root or
+folder of runs found in the project whatever its name (a second root called ``root-api/`` must
+not copy its ``run.json`` files into every run): see ``_holders_of_runs``.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from expq import contract
 
 __all__ = ["GitInfo", "git_info", "project_dir", "snapshot_sources", "DEFAULT_INCLUDE", "DEFAULT_EXCLUDE"]
 
@@ -84,36 +88,70 @@ def snapshot_sources(
 ) -> list[str]:
     """Copy the matching files of ``source`` into ``target``; return their relative paths.
 
-    ``skip`` lists folders never entered (the expq root, the run directory itself).
+    ``skip`` lists folders never entered (the expq root, the run directory itself). The walk
+    lists first and copies after, so folders found to hold runs are left out entirely.
     """
     wanted, unwanted = re.compile(include), re.compile(exclude)
     skipped = {os.path.realpath(p) for p in skip}
-    copied: list[str] = []
+    candidates: list[str] = []
+    holders: set[str] = set()
     for folder, dirs, files in os.walk(source):
         rel_folder = os.path.relpath(folder, source)
         rel_folder = "" if rel_folder == "." else rel_folder.replace(os.sep, "/") + "/"
+        holder = _holder_of_runs(rel_folder, files)
+        if holder is not None:
+            holders.add(holder)
+            dirs[:] = []
+            continue
         dirs[:] = sorted(
             d for d in dirs
             if not unwanted.search(rel_folder + d) and not _ALWAYS_SKIP.search(rel_folder + d)
             and os.path.realpath(os.path.join(folder, d)) not in skipped
             and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))
         )
-        for name in sorted(files):
-            rel = rel_folder + name
-            if not wanted.search(rel) or unwanted.search(rel):
+        candidates.extend(rel_folder + name for name in sorted(files)
+                          if wanted.search(rel_folder + name) and not unwanted.search(rel_folder + name))
+    copied: list[str] = []
+    for rel in candidates:
+        if any(rel.startswith(holder) for holder in holders):
+            continue
+        path = os.path.join(source, rel)
+        try:
+            if not os.path.isfile(path) or os.path.getsize(path) > max_bytes:
                 continue
-            path = os.path.join(folder, name)
-            try:
-                if not os.path.isfile(path) or os.path.getsize(path) > max_bytes:
-                    continue
-                if len(copied) >= max_files:
-                    log.warning("source snapshot stopped at %d files; narrow include= or exclude=", max_files)
-                    return copied
-                destination = target / rel
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, destination)
-            except OSError as error:  # a file vanishing mid-walk must not fail the experiment
-                log.warning("source snapshot skipped %s: %s", rel, error)
-                continue
-            copied.append(rel)
+            if len(copied) >= max_files:
+                log.warning("source snapshot stopped at %d files; narrow include= or exclude=", max_files)
+                return copied
+            destination = target / rel
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, destination)
+        except OSError as error:  # a file vanishing mid-walk must not fail the experiment
+            log.warning("source snapshot skipped %s: %s", rel, error)
+            continue
+        copied.append(rel)
     return copied
+
+
+def _holder_of_runs(rel_folder: str, files: list[str]) -> str | None:
+    """The folder to leave out (relative, ending in '/') when ``rel_folder`` is part of a store of runs.
+
+    A run directory (``run.json`` with ``run.log`` from this API, or ``job.json`` with ``run.env``
+    from a worker: pairs no ordinary project has) at ``<x>/experiments/<e>/<run>`` means ``<x>``
+    is an expq root, and so does ``<x>/queue/next_id``; a run directory elsewhere takes the
+    folder holding it. Never the project folder itself: a root that *is* the project
+    (``--root .``) loses only its ``experiments/`` or ``queue/``.
+    """
+    parts = rel_folder.rstrip("/").split("/") if rel_folder else []
+    if parts and parts[-1] == contract.QUEUE_DIR and "next_id" in files:
+        return _folder(parts[:-1]) or contract.QUEUE_DIR + "/"
+    names = set(files)
+    is_run = {contract.RUN_JSON, contract.RUN_LOG} <= names or {contract.JOB_JSON, contract.RUN_ENV} <= names
+    if not is_run or not parts:
+        return None
+    if len(parts) >= 3 and parts[-3] == contract.EXPERIMENTS_DIR:
+        return _folder(parts[:-3]) or contract.EXPERIMENTS_DIR + "/"
+    return _folder(parts[:-1]) or _folder(parts)
+
+
+def _folder(parts: list[str]) -> str:
+    return "/".join(parts) + "/" if parts else ""

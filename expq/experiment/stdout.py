@@ -5,7 +5,13 @@ pointed to before (the terminal, or the enclosing capture) and to the log file. 
 on the descriptor, output of C extensions and of child processes is captured as well. Stopping
 restores the previous descriptor, which closes our pipe's write end, and waits until the thread
 has drained the pipe to its end: output written before ``stop`` is never lost or misattributed.
-Nested captures stack (a run inside an experiment); use them from one thread, in stack order.
+
+Captures of one descriptor nest (a run inside an experiment, or two experiments open at once):
+output goes to the terminal and to the log of every open capture. Each level copies into the
+level below, so levels must unwind top first. Since the user may close them in any order
+(``a = Experiment("a"); b = Experiment("b"); a.close()``), the captures of each descriptor are
+kept in one stack per process (the descriptor itself is process-wide state): stopping a level
+unwinds every level above it, stops it, and starts the upper levels again on the same log files.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["FdTee", "OutputCapture"]
+__all__ = ["FdCapture", "FdTee", "OutputCapture"]
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +54,18 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class FdTee:
-    """One capture level for one file descriptor: a pipe on ``fd`` and a thread copying it on."""
+    """One capture level for one file descriptor: a pipe on ``fd`` and a thread copying it on.
 
-    def __init__(self, fd: int, log_path: Path) -> None:
+    It copies into whatever ``fd`` pointed to when it started and into its own duplicate of
+    ``log_fd``; stopping is only correct for the top level of ``fd`` (``FdCapture`` sees to it).
+    """
+
+    def __init__(self, fd: int, log_fd: int, log_path: Path) -> None:
         _flush_streams(fd)
         self.fd = fd
         self.log_path = log_path
         self._previous = os.dup(fd)
-        self._log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._log = os.dup(log_fd)  # our own: a pump that outlives stop() keeps a valid descriptor
         read_end, write_end = os.pipe()
         self._thread = threading.Thread(target=self._pump, args=(read_end,), name=f"expq-tee-{fd}", daemon=True)
         self._thread.start()
@@ -96,19 +106,61 @@ class FdTee:
         os.close(self._log)
 
 
+# fd -> its open captures, bottom first. Guarded by _lock: captures may start and stop in any thread.
+_stacks: dict[int, list[FdCapture]] = {}
+_lock = threading.Lock()
+
+
+class FdCapture:
+    """Capture of one descriptor into one log file, stoppable whatever the order of the others."""
+
+    def __init__(self, fd: int, log_path: Path) -> None:
+        self.fd = fd
+        self.log_path = log_path
+        self._log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        with _lock:
+            try:
+                self._tee = FdTee(fd, self._log_fd, log_path)
+            except OSError:
+                os.close(self._log_fd)
+                raise
+            _stacks.setdefault(fd, []).append(self)
+
+    def stop(self) -> None:
+        """Stop this capture; captures opened after it and still open go on, into the same logs."""
+        with _lock:
+            stack = _stacks.get(self.fd, [])
+            if self not in stack:
+                return
+            index = stack.index(self)
+            above = stack[index + 1:]
+            for level in reversed(stack[index:]):  # top first: each level drains into the one below
+                level._tee.stop()
+            del stack[index:]
+            os.close(self._log_fd)
+            for level in above:
+                try:
+                    level._tee = FdTee(level.fd, level._log_fd, level.log_path)
+                except OSError as error:  # out of descriptors: that run goes on without capture
+                    os.close(level._log_fd)
+                    log.warning("output capture into %s stopped: %s", level.log_path, error)
+                    continue
+                stack.append(level)
+
+
 class OutputCapture:
     """Capture of both stdout and stderr into two files of one run directory."""
 
     def __init__(self, stdout_path: Path, stderr_path: Path) -> None:
-        self._tees: list[FdTee] = []
+        self._captures: list[FdCapture] = []
         try:
-            self._tees.append(FdTee(1, stdout_path))
-            self._tees.append(FdTee(2, stderr_path))
+            self._captures.append(FdCapture(1, stdout_path))
+            self._captures.append(FdCapture(2, stderr_path))
         except OSError as error:  # no fd 1/2 (a daemon, pythonw): run without capture, say so
             self.stop()
             log.warning("output capture disabled: %s", error)
 
     def stop(self) -> None:
         """Stop in reverse order of start (stderr first), restoring the terminal."""
-        while self._tees:
-            self._tees.pop().stop()
+        while self._captures:
+            self._captures.pop().stop()

@@ -141,3 +141,34 @@ def test_the_sweep_example_runs(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "experiment_sweep.py"
     done = run_script(tmp_path, example.read_text(), name="experiment_sweep.py")
     assert "train_lr=0.05" in done.stdout and "loss_acc.png" in done.stdout
+
+
+def test_no_such_metric_lists_the_metrics_that_exist(tmp_path: Path) -> None:
+    exp = _sweep(tmp_path)
+    run = expq.open(exp.path / "runs" / "train_lr=0.1")
+    with pytest.raises(NotFound, match=r"no such metric: los in .* \(logged: acc, loss\)$"):
+        run.load_scalar("los")
+    live = expq.Experiment("empty", root=tmp_path / "root", capture_output=False, sources=False)
+    with pytest.raises(NotFound, match=r"no such metric: loss in .* \(no metric logged yet\)$"):
+        live.load_scalar("loss")
+    live.log_scalar("acc", 1.0)
+    with pytest.raises(NotFound, match=r"\(logged: acc\)$"):
+        live.load_scalar("loss")
+    live.close()
+
+
+class Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+def test_stored_run_loads_a_type_saved_with_add_saver(tmp_path: Path) -> None:
+    exp = expq.Experiment("custom", root=tmp_path / "root", capture_output=False, sources=False)
+    exp.add_saver(Point, lambda obj, path: path.write_text(str(obj.x)), "pt",
+                  loader=lambda path: Point(int(path.read_text())))
+    exp.save(Point(7), "origin")
+    exp.close()
+    loaded = expq.open(exp.path).load("origin")
+    assert isinstance(loaded, Point) and loaded.x == 7
+    # an explicit loader wins, for files written by another process
+    assert expq.open(exp.path).load("origin.pt", loader=lambda path: path.read_text()) == "7"
