@@ -135,6 +135,7 @@ class Executor:
             write_private(run_dir / CALL_FILE, blob)
         self._queue.enqueue(specs)
         jobs = [Job.queued(self._queue, spec, self._watcher) for spec in specs]
+        self._watcher.add(jobs)
         self._jobs.extend(jobs)
         return jobs
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from expq._fs import read_json_object
 from expq.errors import InputError, InsecureQueue
 from expq.executor.errors import JobError
 from expq.executor.payload import read_outcome
-from expq.executor.watcher import Watcher
+from expq.executor.watcher import Watcher, running_ids
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
@@ -25,7 +26,7 @@ from expq.queue.store import JobQueue
 __all__ = ["Job"]
 
 _EXECUTOR_MODULE = "expq.executor"
-_PEEK_ORDER = (State.RUNNING, State.DONE, State.FAILED, State.CANCELLED)
+_FINISHED_ORDER = (State.DONE, State.FAILED, State.CANCELLED)
 
 
 class Job(concurrent.futures.Future):
@@ -48,10 +49,12 @@ class Job(concurrent.futures.Future):
         queue = JobQueue(root).require()
         _, spec = queue.get(int(job_id))
         self._setup(queue, spec, Watcher(queue))
+        if not self.poll():
+            self._watcher.add([self])
 
     @classmethod
     def queued(cls, queue: JobQueue, spec: JobSpec, watcher: Watcher) -> Job:
-        """The future of a job just queued by an executor, watched by that executor's thread."""
+        """The future of a job an executor just queued; the executor hands it to its watcher."""
         job = cls.__new__(cls)
         job._setup(queue, spec, watcher)
         return job
@@ -66,8 +69,6 @@ class Job(concurrent.futures.Future):
         self._watcher = watcher
         self._resolving = threading.Lock()
         self._final: State | None = None
-        if not self.poll():
-            watcher.add([self])
 
     # -- the queue's view -------------------------------------------------------------------
 
@@ -133,11 +134,15 @@ class Job(concurrent.futures.Future):
         self._watcher.wake()
         return True
 
-    def poll(self) -> bool:
-        """Look at the job's state file once and resolve the future if it finished; True when it did."""
+    def poll(self, running: Collection[int] | None = None) -> bool:
+        """Look at the job's state once and resolve the future if it finished; True when it did.
+
+        ``running``: the ids in ``running/``, listed by the caller before this call (a watcher lists
+        once for all its jobs); None lists it here.
+        """
         if super().done():
             return True
-        state = self._peek()
+        state = self._peek(running_ids(self._queue) if running is None else running)
         if state is State.RUNNING:
             with self._resolving:
                 if not super().done() and not super().running():
@@ -159,13 +164,17 @@ class Job(concurrent.futures.Future):
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _peek(self) -> State:
-        """Where the job is, from at most four stats (a pending job costs no listing of pending/)."""
+    def _peek(self, running: Collection[int]) -> State:
+        """Where the job is: three stats for the finished states, then the running listing.
+
+        The listing was taken before the stats, so a job that finished in between is seen finished.
+        A job in neither is taken to be pending: no listing of ``pending/``, which can be huge.
+        """
         paths = self._queue.paths
-        for state in _PEEK_ORDER:
+        for state in _FINISHED_ORDER:
             if os.path.exists(paths.job_file(state, self.id)):
                 return state
-        return State.PENDING
+        return State.RUNNING if self.id in running else State.PENDING
 
     def _resolve(self, state: State, value: Any, error: JobError | None) -> None:
         with self._resolving:
