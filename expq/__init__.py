@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as _typing
 
 __all__ = ["Experiment", "get_experiment", "createExperiment", "getExperiment",
-           "StoredRun", "StoredExperiment"]
+           "StoredRun", "StoredExperiment", "Executor", "Job", "JobError"]
 __version__ = "0.1.0"
 
 # public name -> (module, attribute): imported on first use
@@ -21,9 +21,13 @@ _LAZY = {
     "getExperiment": ("expq.experiment", "getExperiment"),
     "StoredRun": ("expq.experiment", "StoredRun"),
     "StoredExperiment": ("expq.experiment", "StoredExperiment"),
+    "Executor": ("expq.executor", "Executor"),
+    "Job": ("expq.executor", "Job"),
+    "JobError": ("expq.executor", "JobError"),
 }
 
 if _typing.TYPE_CHECKING:
+    from expq.executor import Executor, Job, JobError
     from expq.experiment import Experiment, StoredExperiment, StoredRun, createExperiment, get_experiment, getExperiment
     from expq.experiment import open_path as open  # noqa: A001, F401 -- expq.open, kept out of __all__
 

@@ -70,3 +70,14 @@ def test_the_child_entry_point_outside_a_job_says_so_and_exits_2(tmp_path):
                           env=env, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == "expq.executor: not inside a job (EXPQ_RUN_DIR is unset); expq worker runs this\n"
+
+
+def test_expq_exports_the_executor_lazily():
+    assert not _loaded_after("import expq") & {"expq.executor", "cloudpickle"}
+    loaded = _loaded_after("import expq; expq.Executor, expq.Job, expq.JobError")
+    assert "expq.executor.executor" in loaded and "cloudpickle" not in loaded
+    import expq
+    import expq.executor
+
+    assert (expq.Executor, expq.Job, expq.JobError) == (expq.executor.Executor, expq.executor.Job, JobError)
+    assert {"Executor", "Job", "JobError"} <= set(dir(expq)) & set(expq.__all__)
