@@ -71,6 +71,17 @@ def test_an_experiments_default_view_is_bounded_like_the_queues(queue: JobQueue)
     assert snap.counts["pending"] == report.PENDING_SHOWN + 7
 
 
+def test_counting_an_experiment_survives_hostile_queue_files(queue: JobQueue) -> None:
+    add(queue, 2, experiment="mine")
+    pending = queue.paths.state_dir(State.PENDING)
+    os.mkfifo(pending / "09999-00000007.json")  # nobody will ever write to it: must not be waited on
+    (pending / "09999-00000008.json").symlink_to("/dev/zero")
+    (pending / "09999-00000009.json").write_text("[" * 100_000)
+    (pending / "09999-00000010.json").write_text('{"experiment": "mine"}')  # claims the experiment: counted
+    snap = report.collect(queue, report.Query(experiment="mine"))
+    assert snap.counts["pending"] == 3 and [j["id"] for j in snap.jobs] == [1, 2]
+
+
 # -- schedule order -------------------------------------------------------------------------------
 
 def test_pending_jobs_come_in_the_order_they_will_run(queue: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
