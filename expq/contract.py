@@ -18,7 +18,7 @@ from pathlib import Path
 
 __all__ = [
     "ROOT_VAR", "JOB_ID_VAR", "ATTEMPT_VAR", "RUN_DIR_VAR", "EXPERIMENT_VAR", "CONFIG_VAR",
-    "GPUS_VAR", "GPU_ORDER_VAR", "RESERVED_VARS", "DEFAULT_ROOT_NAME", "QUEUE_DIR", "EXPERIMENTS_DIR",
+    "GPUS_VAR", "GPU_ORDER_VAR", "GPU_ORDER", "RESERVED_VARS", "RESERVED_PREFIX", "is_reserved_var", "DEFAULT_ROOT_NAME", "QUEUE_DIR", "EXPERIMENTS_DIR",
     "JOB_JSON", "CONFIG_YAML", "RUN_ENV", "STDOUT_LOG", "STDERR_LOG", "RESULT_JSON", "ATTEMPTS_DIR",
     "RUN_JSON", "RUN_LOG", "FILES_DIR", "METRICS_DIR", "SOURCES_DIR", "RUNS_DIR", "RUN_MARKERS",
     "JobEnvironment", "resolve_root",
@@ -37,6 +37,13 @@ GPU_ORDER = "PCI_BUS_ID"  # so GPU ids mean what nvidia-smi shows
 # A job's own --env must not override these: they are how the job finds its run and its GPUs.
 RESERVED_VARS = frozenset({ROOT_VAR, JOB_ID_VAR, ATTEMPT_VAR, RUN_DIR_VAR, EXPERIMENT_VAR, CONFIG_VAR,
                            GPUS_VAR, GPU_ORDER_VAR})
+RESERVED_PREFIX = "EXPQ_"  # and no other EXPQ_ name either: expq may add variables later
+
+
+def is_reserved_var(name: str) -> bool:
+    """True for a variable a job's ``--env`` may not set (``EXPQ_*`` and the GPU variables)."""
+    return name.startswith(RESERVED_PREFIX) or name in RESERVED_VARS
+
 
 # -- the root --------------------------------------------------------------------------------
 DEFAULT_ROOT_NAME = "expq-root"  # in the current directory, when neither --root nor $EXPQ_ROOT

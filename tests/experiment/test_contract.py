@@ -131,3 +131,30 @@ def test_a_root_with_a_tilde_means_home_for_the_cli_and_the_api(tmp_path: Path,
     assert contract.resolve_root("~/x") == tmp_path / "home" / "x"
     assert contract.resolve_root(None, {"EXPQ_ROOT": ""}) == Path.cwd() / contract.DEFAULT_ROOT_NAME
     assert os.path.isabs(contract.resolve_root("rel"))
+
+
+def test_job_environment_reads_back_what_it_writes(tmp_path: Path) -> None:
+    job = contract.JobEnvironment(root=tmp_path, job_id=12, attempt=2, run_dir=tmp_path / "experiments" / "e" / "12",
+                                  experiment="e", gpus=("0", "3"))
+    variables = job.variables()
+    assert set(variables) == contract.RESERVED_VARS
+    assert variables[contract.GPUS_VAR] == "0,3" and variables[contract.CONFIG_VAR].endswith("/12/config.yaml")
+    assert contract.JobEnvironment.read(variables) == contract.JobEnvironment(
+        root=job.root, job_id=12, attempt=2, run_dir=job.run_dir, experiment="e", gpus=("0", "3"),
+        config=job.config_path)
+    assert contract.JobEnvironment.read({}) is None
+
+
+def test_a_hand_made_environment_is_read_leniently(tmp_path: Path) -> None:
+    run_dir = tmp_path / "experiments" / "e" / "7"
+    job = contract.JobEnvironment.read({contract.RUN_DIR_VAR: str(run_dir), contract.JOB_ID_VAR: "٣"})
+    assert job is not None
+    assert (job.job_id, job.attempt, job.experiment, job.root, job.gpus) == (None, None, "e", tmp_path, ())
+    assert job.config_path == run_dir / contract.CONFIG_YAML
+
+
+@pytest.mark.parametrize(("name", "reserved"), [("EXPQ_RUN_DIR", True), ("EXPQ_ANYTHING", True),
+                                                ("CUDA_VISIBLE_DEVICES", True), ("CUDA_DEVICE_ORDER", True),
+                                                ("OMP_NUM_THREADS", False), ("expq_run_dir", False)])
+def test_reserved_variables(name: str, reserved: bool) -> None:
+    assert contract.is_reserved_var(name) is reserved
