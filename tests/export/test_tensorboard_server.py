@@ -1,0 +1,61 @@
+"""``expq tensorboard`` starts a real TensorBoard; its HTTP API serves the runs' scalars."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import psutil
+
+import expq
+
+
+def _get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_expq_tensorboard_serves_every_run_and_stops_on_sigterm(sweep_root, tmp_path, wait_until):
+    stdout = tmp_path / "stdout"
+    with open(stdout, "wb") as out, open(tmp_path / "stderr", "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(sweep_root), "tensorboard", "sweep",
+                                 "--port", "0", "--logdir", str(tmp_path / "tb"), "--reload", "1"],
+                                stdout=out, stderr=err)
+    try:
+        url = wait_until(lambda: stdout.read_text().strip(), timeout=60,
+                         message=lambda: f"no URL; stderr: {(tmp_path / 'stderr').read_text()[-500:]}")
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 1 and "tensorboard" in " ".join(children[0].cmdline())
+        runs = expq.open(sweep_root / "experiments" / "sweep").all_runs()
+        assert sorted(_get(url + "data/runs")) == sorted(run.name for run in runs)
+        for run in runs:
+            stored = run.load_scalar("loss")
+            query = urllib.parse.urlencode({"run": run.name, "tag": "loss"})
+            served = wait_until(lambda q=query: _get(f"{url}data/plugin/scalars/scalars?{q}"), timeout=30)
+            assert [step for _, step, _ in served] == stored["step"].tolist()
+            with np.errstate(over="ignore"):
+                expected = stored["value"].astype(np.float32)
+            values = np.array([float(v) for _, _, v in served], dtype=np.float32)
+            assert np.array_equal(values, expected, equal_nan=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for child in psutil.Process().children(recursive=True):
+            if "tensorboard.main" in " ".join(child.cmdline()):
+                child.kill()
+
+
+def test_an_unknown_experiment_starts_nothing(sweep_root, tmp_path, cli):
+    done = cli(sweep_root, "tensorboard", "nope", "--logdir", str(tmp_path / "tb"), check=False)
+    assert done.returncode == 2
+    assert done.stderr == "expq: error: no such experiment or run: nope\n" and done.stdout == ""
+    assert not (tmp_path / "tb").exists()
