@@ -156,8 +156,9 @@ def show_text(details: dict[str, Any]) -> str:
     import yaml  # only this command needs it
 
     job = details["job"]
-    summary = {k: job[k] for k in ("id", "state", "experiment", "name", "reason", "attempts", "exit_code", "signal",
-                                   "host", "slurm_job", "gpus") if job[k] not in (None, "", [])}
+    summary = {k: job.get(k) for k in ("id", "state", "experiment", "name", "reason", "queue_position", "attempts",
+                                       "exit_code", "signal", "host", "slurm_job", "gpus")
+               if job.get(k) not in (None, "", [])}
     summary["command"] = shlex.join(job["command"])
     if job["elapsed"] is not None:
         summary["elapsed"] = duration(job["elapsed"])
