@@ -180,8 +180,17 @@ def _load_yaml(text: str, what: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise InputError(f"invalid {what}{_where(exc)}: expected YAML ({_problem(exc)})") from None
+    except (ValueError, RecursionError) as exc:  # an int of 5,000 digits; nesting deeper than the stack
+        raise InputError(f"invalid {what}: {_unreadable(exc)}") from None
     finally:
         loader.dispose()
+
+
+def _unreadable(exc: BaseException) -> str:
+    """One short reason for a value Python itself refuses to build."""
+    if isinstance(exc, RecursionError):
+        return f"nested deeper than {MAX_DEPTH} levels"
+    return str(exc).split(":", 1)[0]
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -235,8 +244,8 @@ def _parse_file(path: Path, text: str, what: str) -> Any:
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid {what} line {exc.lineno}, column {exc.colno}: "
                              f"expected JSON ({exc.msg})") from None
-        except RecursionError:
-            raise InputError(f"invalid {what}: nested deeper than {MAX_DEPTH} levels") from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"invalid {what}: {_unreadable(exc)}") from None
     return _load_yaml(text, what)
 
 
@@ -258,7 +267,7 @@ def load_config_file(path: str | os.PathLike[str], option: str = "config file") 
     if not isinstance(data, dict):
         raise InputError(f"invalid {what}: expected a mapping at top level, got {type(data).__name__}")
     check_plain(data, what)
-    return data
+    return _string_keys(data, what)
 
 
 def load_config_files(paths: Sequence[str | os.PathLike[str]], option: str = "--config") -> dict[str, Any]:
@@ -316,6 +325,39 @@ def check_plain(value: Any, what: str) -> None:
                              "expected a string, number, boolean, null, list or mapping")
 
 
+def _string_keys(value: Any, what: str) -> Any:
+    """The same tree with integer keys as strings, as JSON (the job spec) would turn them.
+
+    So ``0: a`` means ``{"0": "a"}`` for every reader, not an int by hand and a string in a
+    job. Other non-string keys (YAML 1.1 reads ``on:``/``yes:`` as booleans) are refused.
+
+    Raises:
+        InputError: a key that is neither a string nor an integer, or two keys that collide.
+    """
+    if not isinstance(value, (dict, list)):
+        return value
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(child for child in item if isinstance(child, (dict, list)))
+            continue
+        if any(not isinstance(key, str) for key in item):
+            pairs = list(item.items())
+            item.clear()
+            for key, child in pairs:
+                if isinstance(key, int) and not isinstance(key, bool):
+                    key = str(key)
+                elif not isinstance(key, str):
+                    raise InputError(f"invalid {what}: key {show(key)} is not a string; quote it "
+                                     "(YAML reads on/off/yes/no/null unquoted as values)")
+                if key in item:
+                    raise InputError(f"invalid {what}: duplicate key {show(key)}")
+                item[key] = child
+        stack.extend(child for child in item.values() if isinstance(child, (dict, list)))
+    return value
+
+
 def parse_value(text: str, what: str) -> Any:
     """Type one command-line value as YAML (see the module docstring); ``what`` names it in errors.
 
@@ -344,10 +386,12 @@ def parse_value(text: str, what: str) -> Any:
         value = loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise InputError(f"invalid {what}: expected a YAML value ({_problem(exc)})") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"invalid {what}: {_unreadable(exc)}") from None
     finally:
         loader.dispose()
     check_plain(value, what)
-    return value
+    return _string_keys(value, what)
 
 
 def parse_set(item: str) -> tuple[str, Any]:

@@ -222,3 +222,23 @@ def test_submit_refuses_nul_and_non_utf8_in_set(tmp_path: Path, capsys: pytest.C
     assert code == 2 and out == ""
     assert err.startswith("expq: error: invalid --set ") and err.count("\n") == 1
     assert not (root / "queue" / "pending").exists() or os.listdir(root / "queue" / "pending") == []
+
+
+@pytest.mark.parametrize(("name", "text", "fragment"), [
+    ("big.yaml", "a: " + "9" * 5000 + "\n", "Exceeds the limit (4300 digits)"),
+    ("big.json", '{"a": ' + "9" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+    ("on.yaml", "on: push\n", "key True is not a string; quote it"),
+    ("null.yaml", "null: 1\n", "key None is not a string"),
+    ("clash.yaml", "1: a\n'1': b\n", "duplicate key '1'"),
+])
+def test_values_python_refuses_and_keys_json_cannot_hold(tmp_path: Path, name: str, text: str, fragment: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    _refused(path, fragment)
+
+
+def test_integer_keys_become_strings_as_in_a_job_spec(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text("weights: {0: 1.0, 1: 2.5}\nlist: [{2: x}]\n")
+    assert load_config_file(path) == {"weights": {"0": 1.0, "1": 2.5}, "list": [{"2": "x"}]}
+    assert parse_set("w={0: a}") == ("w", {"0": "a"})
