@@ -63,5 +63,8 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(dashboard.url(shown))
-    dashboard.serve()
+    try:
+        dashboard.serve()
+    except KeyboardInterrupt:  # uvicorn stops gracefully on Ctrl-C, then re-raises it: the normal way out
+        pass
     return 0

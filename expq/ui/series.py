@@ -159,6 +159,8 @@ class MetricStore:
         self._summaries: dict[Path, Summary] = {}
         self._series: OrderedDict[Path, Series] = OrderedDict()
         self._lock = threading.Lock()  # requests run in a thread pool
+        self._to_warm: list[Path] = []
+        self._warmer: threading.Thread | None = None
 
     def summary(self, path: Path) -> Summary:
         """The file's summary, brought up to date (reads only what was appended)."""
@@ -169,6 +171,26 @@ class MetricStore:
 
     def known(self, path: Path) -> bool:
         return path in self._summaries
+
+    def warm(self, paths: list[Path]) -> None:
+        """Read the summaries of ``paths`` in a background thread (one at a time), so a cold runs table
+        fills in at parsing speed rather than one request's budget per poll."""
+        with self._lock:
+            self._to_warm.extend(p for p in paths if p not in self._summaries)
+            if self._warmer is not None and self._warmer.is_alive():
+                return
+            self._warmer = threading.Thread(target=self._warm_loop, name="expq-ui-warm", daemon=True)
+            self._warmer.start()
+
+    def _warm_loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_warm:
+                    self._warmer = None
+                    return
+                path = self._to_warm.pop()
+            if not self.known(path):
+                self.summary(path)
 
     def points(self, path: Path) -> numpy.ndarray:
         """Every point of the file, brought up to date; the least recently drawn series are forgotten."""

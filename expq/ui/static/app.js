@@ -23,6 +23,9 @@ const state = { info: { read_only: true, root: "" }, timers: [] };
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 function canAct() { return !state.info.read_only && token() !== ""; }
 
+// replaceChildren would show a null as the text "null": views pass null for what they leave out
+function put(node, ...kids) { node.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined)); }
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -195,13 +198,13 @@ function exitText(job) { return job.signal ? String(job.signal) : job.exit_code 
 async function queueView(main) {
   const counts = el("div", { id: "counts" });
   const sections = el("div");
-  main.replaceChildren(el("h1", { text: "Queue" }), counts,
+  put(main, el("h1", { text: "Queue" }), counts,
     state.info.read_only ? el("p", { class: "muted", text: "read-only dashboard: no actions" })
       : !token() ? el("p", { class: "muted", text: "to cancel or retry, open the URL with the token that `expq ui` printed" }) : null,
     sections);
   await every(QUEUE_POLL_MS, async () => {
     const q = await getJSON("/api/queue");
-    counts.replaceChildren(...["pending", "running", "done", "failed", "cancelled"].map((s) =>
+    put(counts, ...["pending", "running", "done", "failed", "cancelled"].map((s) =>
       el("div", { class: "count", "data-state": s }, el("b", { text: (q.counts[s] || 0).toLocaleString() }), badge(s))));
     const now = Date.now() / 1000;
     const running = q.running.map((j) => el("tr", { "data-job": j.id },
@@ -218,7 +221,7 @@ async function queueView(main) {
       el("td", { text: exitText(j) }), el("td", { text: j.reason || "" }), el("td", { class: "num", text: fmtDuration(j.duration) }),
       el("td", { text: fmtTime(j.finished_at) }),
       el("td", {}, ["failed", "cancelled"].includes(j.state) ? actionButton(j, "retry") : null)));
-    sections.replaceChildren(
+    put(sections, 
       el("section", { class: "card" }, el("h2", { text: `Running (${q.running.length})` }),
         table("running", ["id", "experiment/name", "elapsed", "GPUs", "host", "attempt", ""], running)),
       el("section", { class: "card" }, el("h2", { text: `Pending, in the order they will run (${q.counts.pending || 0})` }),
@@ -239,8 +242,10 @@ async function jobView(main, id) {
   const runDir = data.spec.run_dir.split("/");
   const runLink = runDir[0] === "experiments" && runDir.length >= 3 ? runUrl(runDir[1], runDir.slice(2).join("/")) : null;
   const status = el("span", { id: "job-state" }, badge(job.state));
-  main.replaceChildren(
-    el("h1", {}, `job ${job.id}: ${job.experiment}/${job.name} `, status, " ", actionButton(job, "cancel"), " ", actionButton(job, "retry")),
+  put(main, 
+    el("h1", {}, `job ${job.id}: ${job.experiment}/${job.name} `, status, " ",
+      ["pending", "running"].includes(job.state) ? actionButton(job, "cancel") : null,
+      ["failed", "cancelled"].includes(job.state) ? actionButton(job, "retry") : null),
     el("section", { class: "card" }, el("dl", { class: "kv" },
       ...[["command", job.command.join(" ")], ["config", JSON.stringify(job.config)], ["GPUs", job.gpus.join(",") || "-"],
         ["host", job.host || "-"], ["attempts", job.attempts], ["exit", exitText(job)], ["reason", job.reason || "-"],
@@ -251,7 +256,7 @@ async function jobView(main, id) {
       logTabs(["stdout", "stderr"], (name) => `/api/jobs/${id}/log?stream=${name}`)));
   every(QUEUE_POLL_MS * 2, async () => {
     const now = await getJSON(`/api/jobs/${id}`);
-    status.replaceChildren(badge(now.job.state));
+    put(status, badge(now.job.state));
   });
 }
 
@@ -260,14 +265,14 @@ async function jobView(main, id) {
 
 async function experimentsView(main) {
   const body = el("tbody");
-  main.replaceChildren(el("h1", { text: "Experiments" }), el("section", { class: "card" },
+  put(main, el("h1", { text: "Experiments" }), el("section", { class: "card" },
     el("table", { id: "experiments" }, el("thead", {}, el("tr", {}, ["experiment", "runs", "states", "last change"].map((h) => el("th", { text: h })))), body)));
   await every(TABLE_POLL_MS, async () => {
     const list = await getJSON("/api/experiments");
-    body.replaceChildren(...list.map((e) => el("tr", { "data-experiment": e.name },
+    put(body, ...list.map((e) => el("tr", { "data-experiment": e.name },
       el("td", {}, el("a", { href: `/experiments/${encodeURIComponent(e.name)}` }, e.name)), el("td", { class: "num", text: e.runs }),
-      el("td", {}, Object.entries(e.states).map(([s, n]) => [badge(`${n} ${s}`), " "])), el("td", { text: fmtTime(e.updated) }))));
-    for (const b of body.querySelectorAll(".badge")) b.className = "badge " + b.textContent.split(" ")[1];
+      el("td", {}, Object.entries(e.states).flatMap(([s, n]) => [el("span", { class: "badge " + s, text: `${n} ${s}` }), " "])),
+      el("td", { text: fmtTime(e.updated) }))));
     if (!list.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "no experiments yet" })));
   });
 }
@@ -276,6 +281,7 @@ async function experimentsView(main) {
 // experiment view: runs table and charts
 
 function experimentView(main, name) {
+  loadPlotly(); // 4.6 MB of script: start now, in parallel with the table
   const view = {
     name, table: null, selected: null, sort: null, filter: "", stateFilter: "", configFilter: {},
     x: "step", logY: false, smoothing: 0, groupBy: "", band: "minmax", seriesCache: new Map(),
@@ -285,7 +291,7 @@ function experimentView(main, name) {
   const tableBox = el("div", { class: "scroll" });
   const chartControls = el("div", { class: "controls", id: "chart-controls" });
   const charts = el("div", { class: "charts", id: "charts" });
-  main.replaceChildren(el("h1", {}, el("a", { href: "/experiments" }, "experiments"), " / ", name),
+  put(main, el("h1", {}, el("a", { href: "/experiments" }, "experiments"), " / ", name),
     el("section", { class: "card" }, constants, controls, tableBox), el("section", { class: "card" }, chartControls, charts));
 
   const visibleRows = () => {
@@ -315,7 +321,7 @@ function experimentView(main, name) {
         el("option", { value: "", text: "all" }), values.map((v) => el("option", { value: v, text: v, selected: view.configFilter[key] === v })));
       return el("label", {}, key.replace(/^config\./, ""), select);
     });
-    controls.replaceChildren(
+    put(controls, 
       el("label", {}, "filter", el("input", { type: "text", id: "filter", value: view.filter, placeholder: "text in any column",
         oninput: (e) => { view.filter = e.target.value; drawTable(); } })),
       el("label", {}, "state", el("select", { id: "state-filter", onchange: (e) => { view.stateFilter = e.target.value; drawTable(); } },
@@ -324,7 +330,7 @@ function experimentView(main, name) {
       el("button", { id: "select-all", text: "select shown", onclick: () => { for (const r of visibleRows()) view.selected.add(r.run); drawTable(); drawCharts(); } }),
       el("button", { id: "select-none", text: "select none", onclick: () => { view.selected.clear(); drawTable(); drawCharts(); } }));
     const keys = t.config_keys.map((k) => k.replace(/^config\./, ""));
-    chartControls.replaceChildren(
+    put(chartControls, 
       el("label", {}, "x", el("select", { id: "x-axis", onchange: (e) => { view.x = e.target.value; drawCharts(); } },
         el("option", { value: "step", text: "step", selected: view.x === "step" }), el("option", { value: "time", text: "wall time (s)", selected: view.x === "time" }))),
       el("label", {}, el("input", { type: "checkbox", id: "log-y", checked: view.logY, onchange: (e) => { view.logY = e.target.checked; drawCharts(); } }), "log y"),
@@ -357,7 +363,7 @@ function experimentView(main, name) {
         : c === "state" ? el("td", {}, badge(r.state))
         : c === "duration" ? el("td", { class: "num", "data-column": c, text: fmtDuration(r[c]) })
         : el("td", { class: typeof r[c] === "number" ? "num" : "", "data-column": c, text: fmtNum(r[c]) }))));
-    tableBox.replaceChildren(el("table", { id: "runs" }, el("thead", {}, head), el("tbody", {}, rows)));
+    put(tableBox, el("table", { id: "runs" }, el("thead", {}, head), el("tbody", {}, rows)));
     document.getElementById("selection-count").textContent = `${view.selected.size} runs selected` + (view.table.partial ? " (still reading metrics…)" : "");
   };
 
@@ -507,8 +513,16 @@ function experimentView(main, name) {
 // ---------------------------------------------------------------------------------------------
 // run view
 
+function kvText(key, v) {
+  if (typeof v === "number" && key.endsWith("_at")) return fmtTime(v);
+  if (typeof v === "number" && (key === "duration" || key.endsWith("_s"))) return fmtDuration(v);
+  if (typeof v === "number" && key.endsWith("_bytes")) return (v / 2 ** 20).toFixed(1) + " MiB";
+  if (typeof v === "number") return String(v); // config values in full, not rounded
+  return typeof v === "object" && v !== null ? JSON.stringify(v) : fmtNum(v);
+}
+
 function kv(entries) {
-  return el("dl", { class: "kv" }, entries.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: typeof v === "object" && v !== null ? JSON.stringify(v) : fmtNum(v) })]));
+  return el("dl", { class: "kv" }, entries.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { "data-key": k, text: kvText(k, v) })]));
 }
 
 function flatten(obj, prefix = "") {
@@ -521,6 +535,7 @@ function flatten(obj, prefix = "") {
 }
 
 async function runView(main, experiment, run) {
+  loadPlotly();
   const q = `experiment=${encodeURIComponent(experiment)}&run=${encodeURIComponent(run)}`;
   const d = await getJSON(`/api/run?${q}`);
   const fileUrl = (path, download) => `/api/run/file?${q}&path=${encodeURIComponent(path)}${download ? "&download=1" : ""}`;
@@ -532,7 +547,7 @@ async function runView(main, experiment, run) {
     images.test(f) ? el("img", { src: fileUrl(f, false), alt: f }) : null));
   const metricBoxes = Object.keys(d.metrics).map((m, i) => el("div", { class: "chart", "data-metric": m, id: `run-chart-${i}` }));
   const parent = run.includes("/") ? run.slice(0, run.lastIndexOf("/")) : null;
-  main.replaceChildren(
+  put(main, 
     el("h1", {}, el("a", { href: `/experiments/${encodeURIComponent(experiment)}` }, experiment), " / ", run, " ", badge(d.state)),
     parent ? el("p", {}, "nested in ", el("a", { href: runUrl(experiment, parent) }, parent)) : null,
     el("div", { class: "grid2" },
@@ -592,7 +607,7 @@ async function main() {
     document.title = "expq: " + (parts.join(" / ") || "queue");
     document.body.dataset.ready = "1";
   } catch (err) {
-    root.replaceChildren(el("p", { class: "error", text: err.message }));
+    put(root, el("p", { class: "error", text: err.message }));
   }
 }
 
