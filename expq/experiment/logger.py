@@ -21,22 +21,24 @@ from pathlib import Path
 __all__ = ["RunLogger", "FORMAT", "CONSOLE_FORMAT", "QUIET"]
 
 FORMAT = "%(asctime)s %(levelname)-7s [%(run)s] %(message)s"
-CONSOLE_FORMAT = "%(levelname)s [%(run)s] %(message)s"
+CONSOLE_FORMAT = "%(levelname)s [%(expq_where)s] %(message)s"
 QUIET = {"expq_console": False}  # ``extra=`` for records that belong in run.log only
 _PARENT = logging.getLogger("expq.runs")
 _ids = itertools.count()
 
 
 class _RunFilter(logging.Filter):
-    """Adds ``%(run)s`` to records, so the log says which run wrote each line."""
+    """Adds ``%(run)s`` (for run.log) and ``%(expq_where)s`` (experiment/run, for stderr) to records."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, where: str) -> None:
         super().__init__()
         self.label = label
+        self.where = where
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "run"):
             record.run = self.label
+            record.expq_where = self.where
         return True
 
 
@@ -68,7 +70,7 @@ class _Outward(logging.Handler):
 class RunLogger:
     """Owns a run's logger and its handlers; ``close`` detaches them and lets the logger go."""
 
-    def __init__(self, log_path: Path, label: str, parent: RunLogger | None = None) -> None:
+    def __init__(self, log_path: Path, label: str, parent: RunLogger | None = None, experiment: str = "") -> None:
         safe = label.replace(".", "_").replace("/", ".")
         if parent is None:
             name = f"{_PARENT.name}.{next(_ids)}"
@@ -76,7 +78,8 @@ class RunLogger:
             name = f"{parent.logger.name}.{safe.rsplit('.', 1)[-1]}_{next(_ids)}"
         self.logger: logging.Logger = logging.Logger(name, logging.DEBUG)  # unregistered: freed with the run
         self.logger.parent = parent.logger if parent is not None else _PARENT
-        self.logger.addFilter(_RunFilter(label))
+        where = experiment if parent is None else f"{experiment}/{label}"
+        self.logger.addFilter(_RunFilter(label, where if experiment else label))
         self._handlers: list[logging.Handler] = [logging.FileHandler(log_path, encoding="utf-8", delay=False)]
         self._handlers[0].setFormatter(logging.Formatter(FORMAT))
         if parent is None:  # nested runs propagate to this one; _Outward replaces propagation

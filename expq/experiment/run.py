@@ -65,7 +65,7 @@ class Run:
         self.state = RunState.RUNNING
         self.result: Any = None  # what the run's command returned, recorded by finish()
         self.metrics = MetricsSink(path / tree.METRICS, flush_interval)
-        self.log: RunLogger = RunLogger(path / tree.RUN_LOG, label, parent.log if parent else None)
+        self.log: RunLogger = RunLogger(path / tree.RUN_LOG, label, parent.log if parent else None, experiment)
         self.capture = OutputCapture(path / tree.STDOUT_LOG, path / tree.STDERR_LOG) if capture else None
         self.started = time.time()
         self.meta: dict[str, Any] = {

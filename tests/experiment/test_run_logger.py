@@ -25,7 +25,8 @@ def test_info_warning_error_reach_stderr_at_their_level(tmp_path: Path) -> None:
     done = run_script(tmp_path, code)
     lines = done.stderr.splitlines()
     assert [line.split(" ", 1)[0] for line in lines] == ["INFO", "WARNING", "ERROR"]
-    assert lines[0].endswith("hello info") and lines[1].endswith("careful") and lines[2].endswith("inner-error")
+    assert lines[:2] == ["INFO [talk] hello info", "WARNING [talk] careful"]
+    assert lines[2] == "ERROR [talk/lambda] inner-error"
     # run.log keeps everything, debug and the run's own start/end marks included
     log = (only_run(tmp_path / "expq-root", "talk") / "run.log").read_text()
     for text in ("quiet-debug", "hello info", "careful", "inner-error", "===== start", "===== end"):
