@@ -65,15 +65,22 @@ class StoredRun:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        """The run's effective config: run.json's, else the job's config.yaml."""
+        """The run's effective config: run.json's, else the job's config.yaml; ``{}`` if unreadable.
+
+        A damaged run (a torn or hand-edited file) must not hide the others from a table, so it
+        reads as empty, with a warning in the log.
+        """
         if "config" in self.meta:
-            return dict(self.meta["config"])
+            if isinstance(self.meta["config"], dict):
+                return dict(self.meta["config"])
+            log.warning("run %s: the config in %s is not a mapping", self.name, tree.RUN_JSON)
+            return {}
         path = self.path / tree.JOB_CONFIG
         if not os.path.lexists(path):
             return {}
         try:
             return load_config_file(path, "job config")
-        except InputError as error:  # one damaged run must not hide the others from a table
+        except InputError as error:
             log.warning("run %s: %s", self.name, error)
             return {}
 

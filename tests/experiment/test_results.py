@@ -172,3 +172,15 @@ def test_stored_run_loads_a_type_saved_with_add_saver(tmp_path: Path) -> None:
     assert isinstance(loaded, Point) and loaded.x == 7
     # an explicit loader wins, for files written by another process
     assert expq.open(exp.path).load("origin.pt", loader=lambda path: path.read_text()) == "7"
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("config.yaml", b"lr: [1\n"), ("config.yaml", b"\xff\xfe"), ("config.yaml", b"- 1\n"),
+    ("run.json", b'{"config": [1, 2]}'),
+])
+def test_a_damaged_config_reads_as_empty(tmp_path: Path, name: str, content: bytes) -> None:
+    run_dir = tmp_path / "root" / "experiments" / "e" / "1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "job.json").write_text("{}")
+    (run_dir / name).write_bytes(content)
+    assert expq.open(run_dir).config == {}
