@@ -6,29 +6,24 @@ latest attempt or its ``result.json``, so only the jobs that are shown are read:
 100,000 finished jobs reads a few dozen files. Every file may be absent or torn (a worker killed
 mid-write, a power loss). A file that is absent is simply not there yet; one that exists but cannot
 be read (a run directory that is a file, a ``result.json`` that is a directory or torn) is a
-condition the user must see: the job is still listed, with the condition as its reason, and
-``status`` never fails because of one job's files.
+condition the user must see (``run_files``): the job is still listed, with the condition as its
+reason, and ``status`` never fails because of one job's files.
 
 Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which needs every spec of
 the queue read once (the experiment is not in the file names).
 """
 from __future__ import annotations
 
-import errno
-import json
 import math
 import os
-import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from expq.errors import InputError, NotFound
-from expq.queue.attempts import Attempt, read_attempts
+from expq.launcher.run_files import may_have_attempts, read_json, read_result, read_run_attempts, read_run_lease
 from expq.queue.claim import dependency_block
-from expq.queue.lease import Lease, read_lease
 from expq.queue.paths import RunPaths, job_id_of
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
@@ -41,7 +36,6 @@ __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
-RESULT_LIMIT = 1 << 20  # a result.json or spec is a few kB; a bigger one is not what expq wrote
 
 _Entry = tuple[State, str]  # a listed job: its state at listing time and its queue file name
 _GROUP = {State.DONE: 0, State.FAILED: 0, State.CANCELLED: 0, State.RUNNING: 1, State.PENDING: 2}
@@ -89,7 +83,7 @@ class Workers:
             infos = live_workers(queue.paths, now)
         except OSError as exc:  # workers/ replaced by a file, unreadable: say so, list the jobs anyway
             infos = []
-            self.problem = f"cannot read the workers folder ({_strerror(exc)})"
+            self.problem = f"cannot read the workers folder ({exc.strerror or type(exc).__name__})"
         self.gpus = [len(g) if isinstance(g := info.get("gpus"), list) else 0 for info in infos]
 
     def why_waiting(self, gpus: int) -> str:
@@ -127,13 +121,13 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
     }
     problems: list[str] = []
     if state is State.PENDING:
-        attempts = _attempts(run, problems) if _maybe_ran(run, problems) else []
+        attempts = read_run_attempts(run, problems) if may_have_attempts(run, problems) else []
         rec["attempts"] = attempts[-1].number if attempts else 0
         if workers is not None:
             rec["reason"] = _pending_reason(queue, spec, workers)
     elif state is State.RUNNING:
-        lease = _lease(queue, spec.id, problems)  # a running attempt's record is its lease
-        attempts = [lease.attempt] if lease is not None else _attempts(run, problems)
+        lease = read_run_lease(queue.paths, spec.id, problems)  # a running attempt's record is its lease
+        attempts = [lease.attempt] if lease is not None else read_run_attempts(run, problems)
         if attempts:
             last = attempts[-1]
             rec.update(attempts=last.number, host=last.host, gpus=list(last.gpus), started_at=last.started_at,
@@ -146,9 +140,9 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
 
 
 def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
-    result = _result(run, problems)
+    result = read_result(run, problems)
     if result is None:  # not written (cancelled before it ran) or unreadable: fall back on the attempts
-        attempts = _attempts(run, problems)
+        attempts = read_run_attempts(run, problems)
         if attempts:
             last = attempts[-1]
             result = {"attempts": last.number, "host": last.host, "gpus": list(last.gpus),
@@ -168,99 +162,6 @@ def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
 _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "attempts": (int,), "exit_code": (int,), "signal": (str, int), "reason": (str,), "host": (str,), "gpus": (list,),
     "started_at": (int, float), "finished_at": (int, float), "duration": (int, float), "slurm_job": (str,)}
-
-
-# -- reading a run's files: absent is normal, anything else unreadable is a condition to show --------
-
-def _strerror(exc: OSError) -> str:
-    return exc.strerror or type(exc).__name__
-
-
-def _not_a_directory(path: Path) -> bool:
-    try:
-        return not stat.S_ISDIR(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return False
-    except OSError:  # ENOTDIR: a folder above it is a file
-        return True
-
-
-def _unreadable(run: RunPaths, what: str, exc: OSError) -> str:
-    if exc.errno == errno.ENOTDIR and _not_a_directory(run.dir):
-        return "run directory is not a directory"
-    if exc.errno == errno.ELOOP:
-        return f"{what} is a symbolic link"
-    if exc.errno == errno.EISDIR:
-        return f"{what} is a directory"
-    return f"cannot read {what} ({_strerror(exc)})"
-
-
-def _maybe_ran(run: RunPaths, problems: list[str]) -> bool:
-    """Whether attempt records may exist: a requeued job shows its attempt count, and a never-run one
-    costs one failed stat."""
-    try:
-        return stat.S_ISDIR(os.stat(run.attempts).st_mode)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        problems.append(_unreadable(run, "its attempt records", exc))
-        return False
-
-
-def _attempts(run: RunPaths, problems: list[str]) -> list[Attempt]:
-    try:
-        return read_attempts(run)
-    except OSError as exc:
-        problems.append(_unreadable(run, "its attempt records", exc))
-        return []
-
-
-def _lease(queue: JobQueue, job: int, problems: list[str]) -> Lease | None:
-    try:
-        found = read_lease(queue.paths, job)
-    except OSError as exc:
-        found = None
-        if not _not_a_directory(queue.paths.leases):
-            problems.append(f"cannot read its lease ({_strerror(exc)})")
-    if found is None and _not_a_directory(queue.paths.leases):  # replaced by a file: no lease can be read
-        problems.append("the leases folder is not a directory")
-    return found
-
-
-def _result(run: RunPaths, problems: list[str]) -> dict[str, Any] | None:
-    """``result.json`` as a dict; None when absent, or unreadable with the condition in ``problems``.
-
-    Opened without following links or blocking (a FIFO), and read only up to ``RESULT_LIMIT``: a
-    planted file must not hang or flood ``status``.
-    """
-    try:
-        fd = os.open(run.result, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        problems.append(_unreadable(run, "result.json", exc))
-        return None
-    try:
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                problems.append("result.json is not a regular file")
-                return None
-            raw = handle.read(RESULT_LIMIT + 1)
-    except OSError as exc:
-        problems.append(_unreadable(run, "result.json", exc))
-        return None
-    if len(raw) > RESULT_LIMIT:
-        problems.append(f"result.json is larger than {RESULT_LIMIT >> 20} MiB")
-        return None
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        problems.append("result.json is not valid JSON")
-        return None
-    if not isinstance(data, dict):
-        problems.append("result.json is not a JSON object")
-        return None
-    return data
 
 
 # -- choosing the jobs to show ---------------------------------------------------------------------
@@ -289,21 +190,13 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
 def _experiment_of(queue: JobQueue, state: State, name: str) -> str | None:
     """The experiment a spec names, read without building the spec: counting one experiment's jobs
     reads every spec of the queue, and full validation would double the cost. Only the jobs then
-    shown are read as specs (a malformed one is counted, as in the listings, but not shown).
-    Opened as ``_result`` opens files: no link followed, no FIFO waited on, the size capped."""
+    shown are read as specs (a malformed one is counted, as in the listings, but not shown)."""
     try:
-        fd = os.open(queue.paths.state_dir(state) / name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        data = read_json(queue.paths.state_dir(state) / name)
     except FileNotFoundError:  # moved on since the listing: read it where it is now
         found = _read_spec(queue, state, name)
         return found[1].experiment if found is not None else None
-    except OSError:
-        return None
-    try:
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return None
-            data = json.loads(handle.read(RESULT_LIMIT))
-    except (OSError, ValueError, RecursionError):
+    except (OSError, ValueError):
         return None
     experiment = data.get("experiment") if isinstance(data, dict) else None
     return experiment if isinstance(experiment, str) else None
@@ -421,8 +314,8 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
         "paths": {"run_dir": str(run.dir), "stdout": str(run.stdout), "stderr": str(run.stderr),
                   "config": str(run.config), "env": str(run.env), "result": str(run.result),
                   "job": str(run.job)},
-        "attempts": [a.to_dict() for a in _attempts(run, ignored)],
-        "result": _result(run, ignored),
+        "attempts": [a.to_dict() for a in read_run_attempts(run, ignored)],
+        "result": read_result(run, ignored),
     }
 
 

@@ -61,7 +61,7 @@ def test_on_a_terminal_the_line_is_redrawn_in_place(queue: JobQueue, wait_until:
     with ThreadPoolExecutor(1) as pool:
         waited = pool.submit(render.wait_for, queue, [1], stream, 0.01)
         wait_until(lambda: "no live worker" in stream.getvalue(), message=stream.getvalue)
-        finish(queue, job, State.DONE, None)
-        assert waited.result(timeout=30) == 0
+        assert queue.move(job, State.PENDING, State.CANCELLED)  # one rename: no state in between to see
+        assert waited.result(timeout=30) == 1
     assert stream.getvalue() == (f"\r[{'-' * 30}] 0/1 ended (0 done); 1 pending: no live worker\x1b[K"
-                                 f"\r[{'#' * 30}] 1/1 ended (1 done)\x1b[K\n")
+                                 f"\r[{'#' * 30}] 1/1 ended (0 done, 1 cancelled)\x1b[K\n")
