@@ -23,7 +23,7 @@ from expq.errors import InputError
 from expq.executor.job import Job
 from expq.executor.options import job_options
 from expq.executor.payload import CALL_FILE, dump_call, make_run_dir, qualified_name, write_private
-from expq.executor.watcher import Watcher
+from expq.executor.watcher import Watcher, running_ids
 from expq.launcher.submit import Plan, build_specs
 from expq.queue.states import State
 from expq.queue.store import JobQueue
@@ -141,15 +141,44 @@ class Executor:
 
     # -- ending -----------------------------------------------------------------------------
 
+    def attach(self, job_ids: Iterable[int]) -> list[Job]:
+        """Futures of jobs queued earlier, by any process (a sweep after a notebook restart), all
+        watched by this executor's one thread and waited for by its ``with`` block.
+
+        Raises:
+            NotFound: an id that is not a job of this root (no future is made).
+        """
+        self._queue.require()
+        specs = [self._queue.get(int(job_id))[1] for job_id in job_ids]
+        jobs = [Job.queued(self._queue, spec, self._watcher) for spec in specs]
+        self._watcher.add(jobs)
+        self._jobs.extend(jobs)
+        return jobs
+
     def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
         """Submit nothing more; cancel this executor's pending jobs if asked; wait for all of them if asked."""
         self._closed = True
         if cancel_pending:
-            for job in self._jobs:
-                if not job.done() and job.state() is State.PENDING:
-                    job.cancel()
+            self._cancel_pending()
         if wait:
             concurrent.futures.wait(self._jobs)
+
+    def _cancel_pending(self) -> None:
+        from expq.queue.control import cancel
+
+        pending = set(self._queue.list_ids(State.PENDING))
+        ids = [job.id for job in self._jobs if job.id in pending]
+        if not ids:
+            return
+        try:
+            cancel(self._queue, ids)  # one call: the queue finds them all with one listing
+        except InputError:  # one was claimed and finished meanwhile: cancel the others one by one
+            for job in self._jobs:
+                if job.id in pending:
+                    job.cancel()
+        running = running_ids(self._queue)
+        for job in self._jobs:
+            job.poll(running)  # the cancelled ones resolve now, not at the watcher's next round
 
     def __enter__(self) -> Executor:
         return self

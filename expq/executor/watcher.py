@@ -8,6 +8,7 @@ in a while a listing of ``pending/`` finds jobs that vanished (removed) so nobod
 """
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import logging
 import os
@@ -109,7 +110,8 @@ class Watcher:
         except OSError:
             return
         for job in jobs:
-            if not job.done() and job.id not in pending and self.queue.locate(job.id) is None:
+            resolved = concurrent.futures.Future.done(job)  # the future only: no look at the queue per job
+            if not resolved and job.id not in pending and self.queue.locate(job.id) is None:
                 job.fail("it is no longer in the queue")
                 with self._lock:
                     self._jobs.pop(job.id, None)

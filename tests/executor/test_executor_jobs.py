@@ -7,13 +7,14 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import executor_jobfns as fns
 import numpy as np
 import psutil
 import pytest
 
-from expq.errors import InputError
+from expq.errors import InputError, NotFound
 from expq.executor import Executor, Job, JobError
 
 RESULT_TIMEOUT = 60
@@ -185,3 +186,35 @@ def test_a_call_file_others_could_write_is_refused_by_the_job(root, workers):
     with pytest.raises(JobError, match="writable by other users") as caught:
         job.result(timeout=RESULT_TIMEOUT)
     assert "call file refused" in caught.value.reason
+
+
+def test_a_job_past_its_timeout_fails_with_the_workers_reason(root, workers):
+    workers.start()
+    job = Executor(root=root, timeout=0.5).submit(time.sleep, 60)
+    with pytest.raises(JobError) as caught:
+        job.result(timeout=RESULT_TIMEOUT)
+    assert caught.value.state == "failed" and caught.value.reason.startswith("timeout"), caught.value.reason
+    assert caught.value.traceback == "" and caught.value.__cause__ is None
+
+
+def test_an_outcome_file_others_could_write_is_not_loaded(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.add, 2, 3)
+    assert job.result(timeout=RESULT_TIMEOUT) == 5
+    os.chmod(job.run_dir / "outcome.pkl", 0o646)
+    with pytest.raises(JobError, match="outcome file is not loaded.*writable by other users"):
+        Job(job.id, root=root).result(timeout=0)
+
+
+def test_attach_and_shutdown_cancelling_what_is_still_pending(root):
+    earlier = Executor(root=root).map(fns.add, range(3), range(3))
+    with pytest.raises(NotFound, match="no such job: 999"):
+        Job(999, root=root)
+    ex = Executor(root=root)
+    jobs = ex.attach(job.id for job in earlier)
+    assert [job.id for job in jobs] == [job.id for job in earlier] and ex.jobs == jobs
+    ex.shutdown(wait=True, cancel_pending=True)  # no worker: all three are pending, so this returns
+    assert [job.state() for job in jobs] == ["cancelled"] * 3
+    assert all(job.cancelled() for job in earlier)  # the first executor's futures follow the queue
+    with pytest.raises(JobError, match="was cancelled: cancelled by user"):
+        earlier[0].result(timeout=RESULT_TIMEOUT)
