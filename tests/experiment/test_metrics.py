@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
+from experiment_scripts import only_run, run_script
 
 import expq
 from expq.errors import InputError
-from experiment_scripts import only_run, run_script
 
 
 def _exp(tmp_path: Path, **kwargs: object) -> expq.Experiment:
