@@ -225,32 +225,35 @@ def waiting_text(waiting: Waiting) -> str:
         parts.append(f"{waiting.running:,} running")
     if waiting.pending:
         parts.append(f"{waiting.pending:,} pending" + (f": {waiting.reason}" if waiting.reason else ""))
+    if waiting.gone:
+        parts.append(f"{len(waiting.gone):,} no longer in the queue ({', '.join(map(str, waiting.gone[:5]))}"
+                     f"{', ...' if len(waiting.gone) > 5 else ''})")
     return ", ".join(parts)
 
 
 def wait_for(queue: JobQueue, ids: Sequence[int], stream: TextIO = sys.stderr, interval: float = 0.5) -> int:
-    """``submit --wait``: a progress line on ``stream`` until every job in ``ids`` has ended; it says
-    how many jobs run and wait, and why the next one waits, so a queue with no worker able to run
-    them does not look like one that is merely slow.
+    """``submit --wait``: a progress line on ``stream`` until every job in ``ids`` has ended or left
+    the queue; it says how many jobs run and wait, and why the next one waits, so a queue with no
+    worker able to run them does not look like one that is merely slow.
 
-    Returns 0 when all are done, 1 when any failed or was cancelled.
+    Returns 0 when all are done, 1 when any failed, was cancelled or was removed.
     """
-    from expq.launcher.report import finished_ids, waiting
+    from expq.launcher.report import waiting
 
     tty = stream.isatty()
+    total = len(set(ids))
     last = ""
     while True:
-        ended = finished_ids(queue, ids)
-        states = [s.value for s in ended.values()]
-        rest = waiting_text(waiting(queue, ids)) if len(ended) < len(ids) else ""
-        line = progress_line(states.count("done"), states.count("failed"), states.count("cancelled"), len(ids),
-                             waiting=rest)
+        now = waiting(queue, ids)
+        states = [s.value for s in now.ended.values()]
+        line = progress_line(states.count("done"), states.count("failed"), states.count("cancelled"), total,
+                             waiting=waiting_text(now))
         if line != last:
             stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")  # \x1b[K: erase what a longer line left
             stream.flush()
             last = line
-        if len(ended) == len(ids):
+        if len(now.ended) + len(now.gone) >= total:
             if tty:
                 stream.write("\n")
-            return 0 if all(s == "done" for s in states) else 1
+            return 0 if not now.gone and all(s == "done" for s in states) else 1
         time.sleep(interval)

@@ -335,22 +335,35 @@ def finished_ids(queue: JobQueue, ids: Iterable[int]) -> dict[int, State]:
 
 @dataclass(frozen=True)
 class Waiting:
-    """Of some jobs, how many run and how many wait, and why the next waiting one cannot start."""
+    """Where some jobs stand: which ended and how, how many run and wait, why the next waiting one
+    cannot start, and which are no longer in the queue at all (removed while someone waited)."""
 
     running: int
     pending: int
     reason: str  # of the first pending job in schedule order; "" when it only awaits its turn
+    ended: dict[int, State] = field(default_factory=dict)
+    gone: tuple[int, ...] = ()
 
 
 def waiting(queue: JobQueue, ids: Iterable[int], now: float | None = None) -> Waiting:
-    """Where the unfinished ones of ``ids`` stand, with the reason ``status`` gives for the next one
-    to run: two listings and one spec read, cheap enough to poll."""
+    """Where ``ids`` stand, with the reason ``status`` gives for the next one to run: five listings
+    and one spec read, cheap enough to poll.
+
+    The states are listed in the order jobs move through them (pending, running, finished), so a job
+    that moves meanwhile is seen at least once; one seen nowhere is looked up again before it is
+    called gone.
+    """
     wanted = set(ids)
-    running = sum(1 for n in queue.list_names(State.RUNNING) if _job_id(n) in wanted)
-    pending = [n for n in queue.list_names(State.PENDING) if _job_id(n) in wanted]
+    pending = [(job, n) for n in queue.list_names(State.PENDING) if (job := _job_id(n)) in wanted]
+    running = {job for job in map(_job_id, queue.list_names(State.RUNNING)) if job in wanted}
+    ended = finished_ids(queue, wanted)
+    running -= ended.keys()
+    pending = [(job, n) for job, n in pending if job not in running and job not in ended]
+    seen = {job for job, _ in pending} | running | ended.keys()
+    gone = tuple(sorted(job for job in wanted - seen if queue.state_of(job) is None))
     reason = ""
     if pending:
-        found = _read_spec(queue, State.PENDING, pending[0])
+        found = _read_spec(queue, State.PENDING, pending[0][1])
         if found is not None and found[0] is State.PENDING:
             reason = _pending_reason(queue, found[1], Workers(queue, time.time() if now is None else now))
-    return Waiting(running=running, pending=len(pending), reason=reason)
+    return Waiting(running=len(running), pending=len(pending), reason=reason, ended=ended, gone=gone)

@@ -178,6 +178,8 @@ def test_waiting_gives_the_reason_of_the_next_job(queue: JobQueue) -> None:
     start(queue, first)
     assert report.waiting(queue, [1, 2, 3]) == report.Waiting(running=1, pending=2, reason="")
     finish(queue, first, State.DONE, None)
-    finish(queue, second, State.DONE, None)
-    finish(queue, third, State.DONE, None)
-    assert report.waiting(queue, [1, 2, 3], now=NOW) == report.Waiting(running=0, pending=0, reason="")
+    finish(queue, second, State.FAILED, None)
+    assert report.waiting(queue, [1, 2, 3], now=NOW) == report.Waiting(
+        running=0, pending=1, reason="", ended={1: State.DONE, 2: State.FAILED})
+    queue.paths.job_file(State.PENDING, 3).unlink()  # removed from the queue (what `expq rm` does)
+    assert report.waiting(queue, [1, 2, 3]).gone == (3,)

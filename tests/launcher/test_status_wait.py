@@ -65,3 +65,15 @@ def test_on_a_terminal_the_line_is_redrawn_in_place(queue: JobQueue, wait_until:
         assert waited.result(timeout=30) == 1
     assert stream.getvalue() == (f"\r[{'-' * 30}] 0/1 ended (0 done); 1 pending: no live worker\x1b[K"
                                  f"\r[{'#' * 30}] 1/1 ended (0 done, 1 cancelled)\x1b[K\n")
+
+
+def test_a_job_removed_while_waited_on_ends_the_wait(queue: JobQueue, wait_until: Callable[..., object]) -> None:
+    first, second = add(queue, 2)
+    stream = Stream(tty=False)
+    with ThreadPoolExecutor(1) as pool:
+        waited = pool.submit(render.wait_for, queue, [1, 2], stream, 0.01)
+        wait_until(lambda: "2 pending" in stream.getvalue(), message=stream.getvalue)
+        finish(queue, first, State.DONE, None)
+        queue.paths.job_file(State.PENDING, 2).unlink()
+        assert waited.result(timeout=30) == 1  # not every job is done: one is gone
+    assert stream.getvalue().splitlines()[-1] == f"[{'#' * 15}{'-' * 15}] 1/2 ended (1 done); 1 no longer in the queue (2)"
