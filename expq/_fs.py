@@ -9,9 +9,15 @@ from pathlib import Path
 
 from expq.errors import InputError
 
-__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME"]
+__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME",
+           "FILE_MODE", "DIR_MODE"]
 
 MAX_NAME = 128
+# Everything expq creates is its user's alone, whatever the umask: specs, configs and logs may hold
+# secrets (--env API_TOKEN=..., --set password=...). A root shared with a group says so explicitly.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC  # a symlink planted in the tree is never written through
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
@@ -25,7 +31,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool 
     path = os.fspath(path)
     tmp = f"{path}.tmp.{os.getpid()}"
     payload = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, FILE_MODE)
     try:
         try:
             _write_all(fd, payload)
@@ -48,8 +54,8 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
     job's files before its child starts) or whose readers treat a torn file as absent (a lease).
     ``exclusive`` refuses to replace an existing file.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, FILE_MODE)
     try:
         _write_all(fd, data)
         return os.fstat(fd)
@@ -127,6 +133,19 @@ def slug(text: str, limit: int = 80) -> str:
 
 
 def ensure_dir(path: Path) -> Path:
-    """``mkdir -p`` that returns the path, for chaining."""
-    path.mkdir(parents=True, exist_ok=True)
+    """``mkdir -p`` that returns the path, for chaining. Every folder it creates, parents included
+    (which ``Path.mkdir(parents=True)`` would make with the umask's modes), is owner-only."""
+    missing = []
+    probe = Path(path)
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, DIR_MODE)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
     return path

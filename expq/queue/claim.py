@@ -1,36 +1,52 @@
 """Claiming: hand each pending job to exactly one of any number of concurrent workers.
 
-The claim is the rename ``pending/<prio>-<id>.json -> running/<id>.json``; whoever's rename succeeds
-owns the job. Specs never change once queued, so the claimer caches parsed specs and the sorted
+The claim is the rename ``pending/<prio>-<id>.json -> running/<id>-<token>.json``; whoever's rename
+succeeds owns the job, and the fresh token names this claim in every later move (see ``QueuePaths``). Specs never change once queued, so the claimer caches parsed specs and the sorted
 listing (refreshed when used up or older than ``relist_interval``): a worker draining thousands of
 jobs does not list and parse the whole queue for each one.
 """
 from __future__ import annotations
 
-import os
+import secrets
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
-from expq.errors import InputError
+from expq.errors import ExpqError, InputError
+from expq.queue.ids import last_id
 from expq.queue.security import check_spec_owner
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
-from expq.queue.store import JobQueue
+from expq.queue.store import JobQueue, check_file_name, read_queue_file
 
-__all__ = ["Claimer", "dependency_block"]
+__all__ = ["Claimer", "Claim", "dependency_block", "new_claim_token"]
 
 R = TypeVar("R")
 
 
-def dependency_block(queue: JobQueue, spec: JobSpec) -> tuple[str, int] | None:
+class Claim(NamedTuple, Generic[R]):
+    """A job this process now owns: its spec, what was reserved for it, the token of this claim."""
+
+    spec: JobSpec
+    reservation: R
+    token: str
+
+
+def new_claim_token() -> str:
+    return secrets.token_hex(4)
+
+
+def dependency_block(queue: JobQueue, spec: JobSpec, highest_id: int | None = None) -> tuple[str, int] | None:
     """``("wait", dep)`` while a dependency has not finished, ``("cancel", dep)`` once one can never
-    succeed, None when every dependency is done. Costs a few stats, never a listing."""
+    succeed (it failed, was cancelled, or its id was never handed out: above ``highest_id``), None
+    when every dependency is done. Costs a few stats, never a listing."""
     for dep in spec.after:
         state = next((s for s in (State.DONE, State.FAILED, State.CANCELLED)
                       if queue.paths.job_file(s, dep).exists()), None)
         if state is State.DONE:
             continue
+        if state is None and highest_id is not None and dep > highest_id:
+            return "unknown", dep
         return ("wait", dep) if state is None else ("cancel", dep)
     return None
 
@@ -46,8 +62,7 @@ class Claimer:
         self._specs: dict[str, JobSpec] = {}
         self.passed_over: list[JobSpec] = []
 
-    def claim(self, reserve: Callable[[JobSpec], R | None],
-              release: Callable[[R], None]) -> tuple[JobSpec, R] | None:
+    def claim(self, reserve: Callable[[JobSpec], R | None], release: Callable[[R], None]) -> Claim[R] | None:
         """Claim the first pending job whose dependencies are done and for which ``reserve`` returns a
         reservation (GPUs, a slot), or None; ``passed_over`` then lists the jobs that may run later.
 
@@ -61,6 +76,7 @@ class Claimer:
             listed = set(self._names)
             self._specs = {n: s for n, s in self._specs.items() if n in listed}
         self.passed_over = []
+        highest: int | None = None
         index = 0
         # No copy of the listing per claim (it may hold 100,000 names). A name that is forgotten
         # leaves the list, so the next one moves to the same index.
@@ -69,9 +85,12 @@ class Claimer:
             spec = self._spec(name)
             if spec is None:
                 continue
-            block = dependency_block(self.queue, spec)
-            if block is not None and block[0] == "cancel":
-                self._cancel_for_dependency(name, spec, block[1])
+            block = dependency_block(self.queue, spec, highest)
+            if block is not None and block[0] == "wait" and highest is None:
+                highest = self._highest_id()  # read once per pass, only when some job waits
+                block = dependency_block(self.queue, spec, highest)
+            if block is not None and block[0] != "wait":
+                self._cancel_for_dependency(name, spec, block[1], block[0])
                 continue
             reservation = reserve(spec) if block is None else None
             if reservation is None:
@@ -79,10 +98,17 @@ class Claimer:
                 index += 1
                 continue
             self._forget(name)
-            if self.queue.move(spec, State.PENDING, State.RUNNING):
-                return spec, reservation
+            token = new_claim_token()
+            if self.queue.move(spec, State.PENDING, State.RUNNING, claim=token):
+                return Claim(spec, reservation, token)
             release(reservation)
         return None
+
+    def _highest_id(self) -> int | None:
+        try:
+            return last_id(self.queue.paths)
+        except (OSError, ValueError, ExpqError):  # a damaged counter: unknown ids are then only waited on
+            return None
 
     def _forget(self, name: str) -> None:
         self._specs.pop(name, None)
@@ -95,27 +121,34 @@ class Claimer:
             return cached
         path = self.queue.paths.state_dir(State.PENDING) / name
         try:
-            with open(path, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                raw = handle.read()
+            raw, info = read_queue_file(path)
         except FileNotFoundError:
             self._forget(name)
             return None
+        except InputError as exc:
+            self._reject(name, str(exc))
+            return None
         reason = check_spec_owner(path, info)
+        if reason is not None:
+            self._reject(name, reason)
+            return None
         try:
             spec = JobSpec.from_json(raw)
+            check_file_name(name, spec, State.PENDING)
         except InputError as exc:
-            reason = reason or str(exc)
-        if reason:
-            self.queue.reject(State.PENDING, name, reason)
-            self._forget(name)
+            self._reject(name, str(exc))
             return None
         self._specs[name] = spec
         return spec
 
-    def _cancel_for_dependency(self, name: str, spec: JobSpec, dep: int) -> None:
+    def _reject(self, name: str, reason: str) -> None:
+        self.queue.reject(State.PENDING, name, reason)
+        self._forget(name)
+
+    def _cancel_for_dependency(self, name: str, spec: JobSpec, dep: int, why: str) -> None:
         self._forget(name)
         if self.queue.move(spec, State.PENDING, State.CANCELLED):
+            what = "does not exist" if why == "unknown" else str(self.queue.state_of(dep))
             self.queue.write_outcome(spec, {
-                "state": State.CANCELLED.value, "reason": f"dependency {dep} {self.queue.state_of(dep)}",
+                "state": State.CANCELLED.value, "reason": f"dependency {dep} {what}",
                 "attempts": 0, "exit_code": None, "finished_at": time.time()})

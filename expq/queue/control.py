@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from expq._fs import FILE_MODE
 from expq.errors import InputError
 from expq.queue.attempts import reset_budget
 from expq.queue.spec import JobSpec
@@ -39,7 +40,7 @@ def cancel(queue: JobQueue, job_ids: Sequence[int]) -> dict[int, str]:
                                        "attempts": 0, "exit_code": None, "finished_at": time.time()})
             outcome[spec.id] = "cancelled"
         else:  # running, or it was claimed a moment ago: its worker acts on the request
-            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT, 0o644)
+            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
             os.close(fd)
             outcome[spec.id] = "cancel requested"
     return outcome

@@ -9,7 +9,7 @@ from pathlib import Path
 from expq.queue.spec import MAX_PRIORITY
 from expq.queue.states import State
 
-__all__ = ["QueuePaths", "RunPaths", "DEFAULT_ROOT", "resolve_root", "job_id_of"]
+__all__ = ["QueuePaths", "RunPaths", "DEFAULT_ROOT", "resolve_root", "job_id_of", "claim_of"]
 
 DEFAULT_ROOT = "expq-root"
 
@@ -21,13 +21,33 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def job_id_of(file_name: str) -> int:
-    """The job id in a queue file name (``00042.json`` or ``10000-00042.json``).
+    """The job id in a queue file name: ``00000042.json`` (finished), ``09999-00000042.json``
+    (pending: inverted priority first) or ``00000042-1f3a9c0e.json`` (running: the claim token last).
 
     Raises:
         ValueError: the name is not a queue file name.
     """
     stem = file_name[:-5] if file_name.endswith(".json") else ""
-    return int(stem.rpartition("-")[2])
+    first, dash, second = stem.partition("-")
+    if not dash:
+        return _digits(first)
+    return _digits(second) if len(first) == _PRIORITY_WIDTH else _digits(first)
+
+
+def claim_of(file_name: str) -> str:
+    """The claim token of a running job's file name (``""`` for a name from before tokens)."""
+    stem = file_name[:-5] if file_name.endswith(".json") else file_name
+    first, _, token = stem.partition("-")
+    return "" if len(first) == _PRIORITY_WIDTH else token
+
+
+def _digits(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"not a queue file name: {text!r}")
+    return int(text)
+
+
+_PRIORITY_WIDTH = 5
 
 
 @dataclass(frozen=True)
@@ -90,17 +110,26 @@ class QueuePaths:
                 self.rejected, self.experiments]
 
     @staticmethod
-    def file_name(state: State, job_id: int, priority: int = 0) -> str:
-        """Pending names start with an inverted priority, so sorting the listing gives the schedule."""
+    def file_name(state: State, job_id: int, priority: int = 0, claim: str = "") -> str:
+        """Pending names start with an inverted priority, so sorting the listing gives the schedule.
+
+        A running job's name ends in the token of the claim that moved it there: every later move of
+        it (finish, recovery) renames that exact name, so an actor acting on a claim that has since
+        ended (a stalled worker, a second reaper) finds nothing to move instead of another claim.
+        """
         if state is State.PENDING:
-            return f"{MAX_PRIORITY - priority:05d}-{job_id:08d}.json"
+            return f"{MAX_PRIORITY - priority:0{_PRIORITY_WIDTH}d}-{job_id:08d}.json"
+        if state is State.RUNNING and claim:
+            return f"{job_id:08d}-{claim}.json"
         return f"{job_id:08d}.json"
 
-    def job_file(self, state: State, job_id: int, priority: int = 0) -> Path:
-        return self.state_dir(state) / self.file_name(state, job_id, priority)
+    def job_file(self, state: State, job_id: int, priority: int = 0, claim: str = "") -> Path:
+        return self.state_dir(state) / self.file_name(state, job_id, priority, claim)
 
-    def lease_file(self, job_id: int) -> Path:
-        return self.leases / f"{job_id:08d}.json"
+    def lease_file(self, job_id: int, claim: str = "") -> Path:
+        """The lease of one claim; it is created before the job's child starts and removed when the
+        attempt ends, so a lease without a live owner means the attempt needs recovering."""
+        return self.leases / (f"{job_id:08d}-{claim}.json" if claim else f"{job_id:08d}.json")
 
     def cancel_file(self, job_id: int) -> Path:
         return self.cancel_requests / f"{job_id:08d}"

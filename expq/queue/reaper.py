@@ -1,24 +1,32 @@
 """Finding and recovering jobs whose worker is gone.
 
-``judge`` is a pure function of the running jobs, their leases, this host and ``now``; ``recover``
-applies one verdict. A job is requeued while its retry budget lasts, failed after; a job whose
+``judge`` is a pure function of the running claims, their leases, this host and ``now``; ``recover``
+applies one verdict. Every step of a recovery acts on one claim only (the running file and the lease
+are named by the claim's token), and the recovery is committed by removing that claim's lease, which
+exactly one process wins: two reapers with the same verdict, or a stale one, can never take a later
+claim of the same job. A job is requeued while its retry budget lasts, failed after; a job whose
 worker wrote ``result.json`` but died before moving it is finalised, not run again.
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from expq.errors import InputError
 from expq.queue.attempts import Outcome, failures, finish_attempt, read_attempts
 from expq.queue.lease import Lease
+from expq.queue.paths import claim_of, job_id_of
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
 
 __all__ = ["RunningJob", "Verdict", "judge", "recover", "running_jobs"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class RunningJob:
     job_id: int
     lease: Lease | None
     running_since: float
+    claim: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,65 +42,89 @@ class Verdict:
     job_id: int
     lease: Lease | None
     reason: str
+    claim: str = ""
 
 
 def judge(jobs: Iterable[RunningJob], host: str, now: float, my_worker_id: str,
           pid_alive: Callable[[int, float], bool], stale: Callable[[str], bool],
           claim_grace: float) -> list[Verdict]:
-    """The running jobs whose owner is gone: a dead pid on this host, a still heartbeat elsewhere,
-    or no lease at all ``claim_grace`` seconds after the claim."""
+    """The running claims whose owner is gone: on this host a dead pid or a heartbeat that stopped
+    moving (a frozen worker), elsewhere a heartbeat that stopped moving, or no lease at all
+    ``claim_grace`` seconds after the claim."""
     verdicts = []
     for job in jobs:
         lease = job.lease
         if lease is None:
             if now - job.running_since > claim_grace:
-                verdicts.append(Verdict(job.job_id, None, "its worker died while starting it"))
+                verdicts.append(Verdict(job.job_id, None, "its worker died while starting it", job.claim))
         elif lease.worker_id == my_worker_id:
             continue
-        elif lease.host == host:
-            if not pid_alive(lease.pid, lease.pid_started):
-                verdicts.append(Verdict(job.job_id, lease, f"worker {lease.worker_id} (pid {lease.pid}) died"))
+        elif lease.host == host and not pid_alive(lease.pid, lease.pid_started):
+            verdicts.append(Verdict(job.job_id, lease, f"worker {lease.worker_id} (pid {lease.pid}) died", job.claim))
         elif stale(lease.worker_id):
-            verdicts.append(Verdict(job.job_id, lease,
-                                    f"worker {lease.worker_id} on {lease.host} stopped sending heartbeats"))
+            where = "" if lease.host == host else f" on {lease.host}"
+            verdicts.append(Verdict(job.job_id, lease, f"worker {lease.worker_id}{where} stopped sending heartbeats",
+                                    job.claim))
     return verdicts
 
 
-def running_jobs(queue: JobQueue, read_lease: Callable[[int], Lease | None],
-                 first_seen: Callable[[int], float]) -> list[RunningJob]:
-    """The running jobs with their leases; a job without one is dated by ``first_seen``, the moment
-    this process first saw it so, by its own clock (no file time from another host's clock)."""
+def running_jobs(queue: JobQueue, read_lease: Callable[[int, str], Lease | None],
+                 first_seen: Callable[[str], float]) -> list[RunningJob]:
+    """The running claims with their leases; a claim without one is dated by ``first_seen`` (keyed by
+    its file name), the moment this process first saw it so, by its own clock (no file time from
+    another host's clock)."""
     jobs = []
-    for job_id in queue.list_ids(State.RUNNING):
-        lease = read_lease(job_id)
-        jobs.append(RunningJob(job_id, lease, first_seen(job_id) if lease is None else 0.0))
+    for name in queue.list_names(State.RUNNING):
+        try:
+            job_id = job_id_of(name)
+        except ValueError:
+            continue
+        claim = claim_of(name)
+        lease = read_lease(job_id, claim)
+        jobs.append(RunningJob(job_id, lease, first_seen(name) if lease is None else 0.0, claim))
     return jobs
 
 
-def recover(queue: JobQueue, verdict: Verdict) -> State | None:
-    """Requeue, fail or finalise an orphaned job; returns its new state, None if another worker did it."""
+def recover(queue: JobQueue, verdict: Verdict, kill: Callable[[JobSpec, Lease], None] | None = None) -> State | None:
+    """Requeue, fail or finalise an orphaned claim; returns its new state, None if it was not this
+    process's to recover (another reaper won, or the owner finished it meanwhile).
+
+    ``kill(spec, lease)`` ends what is left of the lost attempt on this host before the job can
+    run again.
+    """
+    name = queue.paths.file_name(State.RUNNING, verdict.job_id, claim=verdict.claim)
     try:
-        spec = queue.read(State.RUNNING, queue.paths.file_name(State.RUNNING, verdict.job_id))
+        spec = queue.read(State.RUNNING, name)
     except FileNotFoundError:
         return None
-    run = queue.paths.run(spec.run_dir)
-    attempts = read_attempts(run)
-    # Only a worker that got as far as its lease can have written this attempt's result; without a
-    # lease, a result.json is an earlier attempt's (a retried job) and must not end this one.
-    finished = _finished_result(run.result, verdict.lease.attempt.number) if verdict.lease else None
-    if finished is not None:
-        target = finished
-    else:
-        if verdict.lease is not None:
-            finish_attempt(run, verdict.lease.attempt, outcome=Outcome.LOST, finished_at=time.time(),
-                           reason=verdict.reason)
-            attempts = read_attempts(run)
-        target = State.PENDING if failures(run) <= spec.retries else State.FAILED
-    if not queue.move(spec, State.RUNNING, target):
+    except InputError as exc:
+        queue.reject(State.RUNNING, name, str(exc))
         return None
-    queue.paths.lease_file(spec.id).unlink(missing_ok=True)
+    run = queue.paths.run(spec.run_dir)
+    target = State.PENDING
+    if verdict.lease is not None:
+        try:  # the commit: one unlink wins; a frozen owner now finds itself fenced
+            queue.paths.lease_file(spec.id, verdict.claim).unlink()
+        except FileNotFoundError:
+            return None
+        attempt = verdict.lease.attempt
+        if kill is not None:
+            kill(spec, verdict.lease)
+        finished = _finished_result(run.result, attempt.number)
+        if finished is not None:
+            target = finished
+        else:
+            try:
+                finish_attempt(run, attempt, outcome=Outcome.LOST, finished_at=time.time(), reason=verdict.reason)
+            except OSError as exc:  # a full disk must not keep the job stuck: it moves on without the record
+                log.error("job %d: could not record its lost attempt (%s)", spec.id, exc)
+            target = State.PENDING if failures(run) <= spec.retries else State.FAILED
+    if not queue.move(spec, State.RUNNING, target, claim=verdict.claim):
+        return None
     if target is State.FAILED:
-        _write_lost_result(queue, spec, verdict.reason, len(attempts))
+        queue.write_outcome(spec, {"state": State.FAILED.value, "reason": f"{verdict.reason}; no retries left",
+                                   "attempts": len(read_attempts(run)), "exit_code": None,
+                                   "finished_at": time.time()})
     return target
 
 
@@ -100,11 +133,6 @@ def _finished_result(result_path: Path, attempt: int) -> State | None:
     try:
         result = json.loads(result_path.read_bytes())
         state = State(result["state"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     return state if state in FINISHED and result.get("attempts") == attempt else None
-
-
-def _write_lost_result(queue: JobQueue, spec: JobSpec, reason: str, attempts: int) -> None:
-    queue.write_outcome(spec, {"state": State.FAILED.value, "reason": f"{reason}; no retries left",
-                               "attempts": attempts, "exit_code": None, "finished_at": time.time()})

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from expq._fs import check_name
 from expq.errors import InputError
 
-__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY"]
+__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir", "RESERVED_ENV", "RESERVED_ENV_PREFIX"]
 
 SPEC_VERSION = 1
 MAX_PRIORITY = 9999
@@ -69,6 +72,7 @@ class JobSpec:
         _check_types(data)
         data["command"] = tuple(data["command"])
         data["after"] = tuple(data.get("after", ()))
+        _check_contract(data)
         return cls(**data)
 
     @classmethod
@@ -82,7 +86,19 @@ class JobSpec:
             data = json.loads(raw)
         except ValueError as exc:
             raise InputError(f"invalid job spec: not JSON ({exc})") from None
+        except RecursionError:
+            raise InputError("invalid job spec: JSON nested too deeply") from None
         return cls.from_dict(data)
+
+
+def expected_run_dir(job_id: int, experiment: str, name: str) -> str:
+    """The run directory a job must have, relative to the root: a spec cannot point anywhere else."""
+    return f"experiments/{experiment}/{job_id}-{name}"
+
+
+RESERVED_ENV_PREFIX = "EXPQ_"
+RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(...) builds one per call
@@ -101,5 +117,39 @@ def _check_types(data: dict[str, Any]) -> None:
             raise InputError(f"invalid job spec: {key} has type {type(value).__name__}")
     if not data["command"] or not all(isinstance(a, str) for a in data["command"]):
         raise InputError("invalid job spec: command must be a non-empty list of strings")
-    if not all(isinstance(a, int) for a in data.get("after", ())):
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in data.get("after", ())):
         raise InputError("invalid job spec: after must list job ids")
+
+
+def _check_contract(data: dict[str, Any]) -> None:
+    """What a well-typed spec must also satisfy before a worker may act on it (a spec file is input)."""
+    job_id = data["id"]
+    if job_id < 1:
+        raise InputError(f"invalid job spec: id {job_id} (ids start at 1)")
+    if not -MAX_PRIORITY <= data.get("priority", 0) <= MAX_PRIORITY:
+        raise InputError(f"invalid job spec: priority {data['priority']} outside -{MAX_PRIORITY}..{MAX_PRIORITY}")
+    for key in ("gpus", "retries"):
+        if data.get(key, 0) < 0:
+            raise InputError(f"invalid job spec: negative {key}")
+    timeout = data.get("timeout")
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise InputError(f"invalid job spec: timeout {timeout!r} is not a positive number of seconds")
+    if any(dep < 1 or dep == job_id for dep in data["after"]):
+        raise InputError(f"invalid job spec: after {list(data['after'])} names job {job_id} itself or an id < 1")
+    try:
+        check_name("experiment", data["experiment"])
+        check_name("run", data["name"])
+    except InputError as exc:
+        raise InputError(f"invalid job spec: {exc}") from None
+    if data["run_dir"] != expected_run_dir(job_id, data["experiment"], data["name"]):
+        raise InputError(f"invalid job spec: run_dir {data['run_dir']!r} is not "
+                         f"{expected_run_dir(job_id, data['experiment'], data['name'])!r}")
+    if not os.path.isabs(data["cwd"]):
+        raise InputError(f"invalid job spec: cwd {data['cwd']!r} is not an absolute path")
+    if any("\0" in arg for arg in (*data["command"], data["cwd"])):
+        raise InputError("invalid job spec: NUL byte in the command or cwd")
+    for key, value in data.get("env", {}).items():
+        if not isinstance(value, str) or not _ENV_KEY.fullmatch(key) or "\0" in value:
+            raise InputError(f"invalid job spec: bad environment variable {key!r}")
+        if key.startswith(RESERVED_ENV_PREFIX) or key in RESERVED_ENV:
+            raise InputError(f"invalid job spec: environment variable {key} is set by the worker and cannot be overridden")

@@ -8,8 +8,11 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
+
+from expq.worker import cgroup
 
 __all__ = ["spawn", "ExitStatus", "reap", "JobTree", "process_started", "pid_alive"]
 
@@ -21,7 +24,8 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
     ``posix_spawn`` (vfork + exec inside libc) costs less per job than ``subprocess.Popen``. It has no
     working-directory action, so the worker steps into ``cwd`` around the call; the worker is single
     threaded, so nothing else sees that. Signals the worker ignores (SIGPIPE, SIGXFSZ) are reset to
-    their defaults in the child, as ``Popen(restore_signals=True)`` does.
+    their defaults in the child, as ``Popen(restore_signals=True)`` does, and so is SIGHUP, which the
+worker ignores to outlive its terminal.
 
     Raises:
         OSError: the command cannot be executed (not found, not executable, bad cwd).
@@ -35,7 +39,7 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
     try:
         os.chdir(cwd)
         return os.posix_spawn(executable, list(command), env, file_actions=actions, setsid=True,
-                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+                              setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP))
     finally:
         os.fchdir(home)
         os.close(home)
@@ -101,17 +105,21 @@ def pid_alive(pid: int, started: float) -> bool:
 
 
 class JobTree:
-    """Every process of one job: the child, its descendants, its process group, and any process
-    carrying the job's ``EXPQ_RUN_DIR`` (a grandchild that started its own session and was
-    re-parented still inherits it)."""
+    """Every process of one job attempt: its cgroup where there is one, the child, its descendants,
+    its process group, and any process carrying the job's ``EXPQ_RUN_DIR`` and ``EXPQ_ATTEMPT`` (a
+    grandchild that started its own session and was re-parented still inherits them). The attempt
+    number keeps a kill meant for one attempt away from a later attempt of the same job."""
 
-    def __init__(self, pid: int, pgid: int, run_dir: str, trust_pid: bool = True) -> None:
+    def __init__(self, pid: int, pgid: int, run_dir: str, trust_pid: bool = True, attempt: int | None = None,
+                 cgroup: Path | None = None) -> None:
         """``trust_pid=False`` for a pid read from a dead worker's lease, which may have been recycled:
-        then only processes carrying the job's ``EXPQ_RUN_DIR`` count."""
+        then only the cgroup and processes carrying the job's variables count."""
         self.pid = pid
         self.pgid = pgid
         self.run_dir = run_dir
         self.trust_pid = trust_pid
+        self.attempt = None if attempt is None else str(attempt)
+        self.cgroup = cgroup
         self._known: dict[int, psutil.Process] = {}
 
     def snapshot(self, scan_environ: bool = True) -> list[psutil.Process]:
@@ -123,13 +131,14 @@ class JobTree:
                 found = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 found = []
+        if self.cgroup is not None:
+            found += _processes(cgroup.pids(self.cgroup))
         me = os.getpid()
         for proc in psutil.process_iter(["pid"]):
             if proc.pid == me or proc.pid in self._known:
                 continue
             try:
-                if (self.trust_pid and os.getpgid(proc.pid) == self.pgid) or (
-                        scan_environ and proc.environ().get("EXPQ_RUN_DIR") == self.run_dir):
+                if (self.trust_pid and os.getpgid(proc.pid) == self.pgid) or (scan_environ and self._carries(proc)):
                     found.append(proc)
             except (psutil.Error, ProcessLookupError, PermissionError):
                 continue
@@ -138,8 +147,15 @@ class JobTree:
                 self._known.setdefault(proc.pid, proc)
         return list(self._known.values())
 
+    def _carries(self, proc: psutil.Process) -> bool:
+        environ = proc.environ()
+        return environ.get("EXPQ_RUN_DIR") == self.run_dir and (
+            self.attempt is None or environ.get("EXPQ_ATTEMPT") == self.attempt)
+
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to every process of the tree still alive (ESRCH tolerated: it just ended)."""
+        if self.cgroup is not None and sig == signal.SIGKILL:
+            cgroup.kill(self.cgroup)
         for proc in self.snapshot():
             try:
                 proc.send_signal(sig)  # psutil checks the pid still names the same process
@@ -153,8 +169,20 @@ class JobTree:
             return
 
     def kill_group(self) -> None:
-        """SIGKILL whatever is left in the job's process group (one syscall; ESRCH when empty)."""
+        """SIGKILL whatever is left in the job's process group and cgroup (one syscall each)."""
+        if self.cgroup is not None:
+            cgroup.kill(self.cgroup)
         try:
             os.killpg(self.pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             return
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    found = []
+    for pid in pids:
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    return found

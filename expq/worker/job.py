@@ -1,19 +1,22 @@
-"""Starting one job (run directory, env file, logs, child) and finishing it (attempt record,
-result, state). Every failure here ends that job with a readable reason, never the worker."""
+"""Starting one job (lease, run directory, env file, logs, child) and finishing it (attempt record,
+result, state). Every failure here ends that job with a readable reason, never the worker: a full
+disk puts the job back unharmed (``DiskFull``), a claim that ended meanwhile is let go (``ClaimLost``)."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from expq._fs import write_file
+from expq._fs import DIR_MODE, FILE_MODE, write_file
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
-from expq.queue.lease import lease_is_mine
+from expq.queue.lease import Lease, lease_is_mine, write_lease
 from expq.queue.paths import RunPaths
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -22,11 +25,16 @@ from expq.worker.child import ExitStatus, JobTree, spawn
 from expq.worker.envfile import env_file_text, job_environment
 from expq.worker.result import result_record, write_result
 
-__all__ = ["RunningJob", "Identity", "StartError", "start_job", "fail_to_start", "end_processes", "finish_job",
-           "target_state"]
+__all__ = ["RunningJob", "Identity", "StartError", "ClaimLost", "DiskFull", "start_job", "fail_to_start",
+           "put_back", "end_processes", "finish_job", "target_state", "is_disk_full"]
 
 log = logging.getLogger(__name__)
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,25 @@ class RunningJob:
     kill_at: float | None = None
     fenced: bool = False
     lease_stamp: tuple[int, int] = (0, 0)
+    claim: str = ""
 
     def is_fenced(self, queue: JobQueue) -> bool:
         """Whether the job was taken from this worker (its lease is gone or someone else's)."""
-        self.fenced = self.fenced or not lease_is_mine(queue.paths, self.spec.id, self.lease_stamp)
+        self.fenced = self.fenced or not lease_is_mine(queue.paths, self.spec.id, self.lease_stamp, self.claim)
         return self.fenced
+
+
+class ClaimLost(Exception):
+    """The claim ended before its child started: this worker stalled after claiming, and the job
+    was recovered (and maybe claimed again) meanwhile. Nothing of it is this worker's any more."""
+
+
+class DiskFull(Exception):
+    """The disk filled up while preparing a job: it goes back to pending, no retry spent."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class StartError(Exception):
@@ -70,40 +92,79 @@ class StartError(Exception):
         self.attempt = attempt
 
 
-def start_job(queue: JobQueue, spec: JobSpec, reservation: list[tuple[str, int]], who: Identity,
+def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tuple[str, int]], who: Identity,
               base_env: dict[str, str], now: float) -> RunningJob:
-    """Prepare the run directory and start the child.
+    """Write the lease, prepare the run directory and start the child, in that order: no child ever
+    runs without a lease that names its attempt.
 
     Raises:
-        StartError: the job cannot run (bad cwd, command not found, disk full); its attempt is recorded.
+        StartError: the job cannot run (bad cwd, command not found, unsafe run directory); its attempt
+            is recorded. DiskFull: no space to prepare it. ClaimLost: the claim ended meanwhile.
     """
     run = queue.paths.run(spec.run_dir)
     gpus = tuple(gpu for gpu, _ in reservation)
     try:
-        run.dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(queue.paths.experiments, run.dir)
         attempt = Attempt(next_attempt_number(run), who.host, who.worker_id, now, gpus, who.slurm_job)
+        stamp = write_lease(queue.paths, Lease(spec.id, attempt, who.pid, who.pid_started, claim))
+    except FileExistsError:
+        raise ClaimLost() from None
     except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(exc) from None
         raise StartError(f"cannot prepare run directory {run.dir}: {exc.strerror or exc}") from None
+    except StartError:
+        raise
+    if not queue.paths.job_file(State.RUNNING, spec.id, claim=claim).exists():
+        queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
+        raise ClaimLost()
     try:
-        pid = _launch(queue, spec, run, attempt, reservation, base_env)
+        pid = _launch(queue, spec, claim, run, attempt, reservation, base_env)
     except OSError as exc:
+        if is_disk_full(exc):
+            queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
+            raise DiskFull(exc) from None
         raise StartError(_describe_start_failure(spec, exc), attempt) from None
     deadline = now + spec.timeout if spec.timeout else None
-    return RunningJob(spec, run, attempt, pid, JobTree(pid, pid, str(run.dir)), reservation, deadline)
+    tree = JobTree(pid, pid, str(run.dir), attempt=attempt.number)
+    return RunningJob(spec, run, attempt, pid, tree, reservation, deadline, lease_stamp=stamp, claim=claim)
 
 
-def _launch(queue: JobQueue, spec: JobSpec, run: RunPaths, attempt: Attempt,
+def make_run_dir(experiments: Path, run_dir: Path) -> None:
+    """Create the run directory owner-only, whatever the umask, or accept one that only this user
+    can have made (a retry's, or the executor's): a real directory, owned by this user, writable by
+    nobody else. A symlink or another user's folder placed in the tree is refused, never followed.
+
+    Raises:
+        StartError: an unsafe folder on the way. OSError: the disk.
+    """
+    for folder in (run_dir.parent, run_dir):
+        try:
+            os.mkdir(folder, DIR_MODE)
+            continue
+        except FileExistsError:
+            pass
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            what = ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
+                    if not stat.S_ISDIR(info.st_mode) else f"owned by uid {info.st_uid}"
+                    if info.st_uid != os.geteuid() else f"writable by others (mode {stat.S_IMODE(info.st_mode):o})")
+            raise StartError(f"run directory {folder} was not made by expq ({what}); refusing to use it")
+    del experiments  # the root's own folders are checked by the worker's security check
+
+
+def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: Attempt,
             reservation: list[tuple[str, int]], base_env: dict[str, str]) -> int:
     if not run.config.exists():
-        _link_spec(queue.paths.job_file(State.RUNNING, spec.id), run.job, spec)
+        _link_spec(queue.paths.job_file(State.RUNNING, spec.id, claim=claim), run.job, spec)
         write_file(run.config, yaml.dump(spec.config, Dumper=_DUMPER, sort_keys=False).encode())
     variables = job_environment(spec, run, queue.root, attempt.number, attempt.gpus)
     write_file(run.env, env_file_text(variables).encode())
     header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
               f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.started_at))} ===\n").encode()
-    out = os.open(run.stdout, _LOG_FLAGS, 0o644)
+    out = os.open(run.stdout, _LOG_FLAGS, FILE_MODE)
     try:
-        err = os.open(run.stderr, _LOG_FLAGS, 0o644)
+        err = os.open(run.stderr, _LOG_FLAGS, FILE_MODE)
         try:
             os.write(err, header)
             if attempt.number > 1:
@@ -146,7 +207,8 @@ def _describe_start_failure(spec: JobSpec, exc: OSError) -> str:
     return f"cannot start {spec.command[0]}: {exc.strerror or exc}"
 
 
-def fail_to_start(queue: JobQueue, spec: JobSpec, reason: str, attempt: Attempt | None, now: float) -> None:
+def fail_to_start(queue: JobQueue, spec: JobSpec, claim: str, reason: str, attempt: Attempt | None,
+                  now: float) -> None:
     """End a job that never ran as failed (no retry: the same command would fail the same way)."""
     run = queue.paths.run(spec.run_dir)
     try:
@@ -158,8 +220,15 @@ def fail_to_start(queue: JobQueue, spec: JobSpec, reason: str, attempt: Attempt 
                                        "exit_code": None, "finished_at": now})
     except OSError as exc:
         log.error("job %d: could not record its failure (%s)", spec.id, exc)
-    queue.move(spec, State.RUNNING, State.FAILED)
+    queue.move(spec, State.RUNNING, State.FAILED, claim=claim)
+    queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
     log.warning("job %d failed to start: %s", spec.id, reason)
+
+
+def put_back(queue: JobQueue, spec: JobSpec, claim: str) -> bool:
+    """Return a claimed job that never started to pending, spending nothing (its lease, if any, goes)."""
+    queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
+    return queue.move(spec, State.RUNNING, State.PENDING, claim=claim)
 
 
 def target_state(job: RunningJob, outcome: Outcome) -> State:
@@ -200,10 +269,10 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
     target = target_state(job, outcome)
     if target is not State.PENDING:
         write_result(job.run, result_record(job.spec.id, target, attempt, status.peak_rss_bytes))
-    if not queue.move(job.spec, State.RUNNING, target):
+    if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None
-    queue.paths.lease_file(job.spec.id).unlink(missing_ok=True)
+    queue.paths.lease_file(job.spec.id, job.claim).unlink(missing_ok=True)
     queue.paths.cancel_file(job.spec.id).unlink(missing_ok=True)
     return target
 

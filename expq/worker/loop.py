@@ -1,6 +1,11 @@
 """The worker: claims jobs into free slots, supervises their children, keeps its heartbeat, reaps
 orphans of dead workers, and stops cleanly on SIGTERM. ``step(now)`` is one iteration; ``run()``
-loops over it and sleeps until a child exits, a signal arrives or the poll interval passes."""
+loops over it and sleeps until a child exits, a signal arrives or the poll interval passes.
+
+Every disk write sits inside a boundary that costs at most one job. A full disk pauses claiming
+(running jobs go on, a job that could not start goes back to pending unharmed, an ended job whose
+record could not be written is kept and recorded once space returns), and so does a queue folder
+that became unsafe or broken; the worker logs the condition once and resumes by itself."""
 from __future__ import annotations
 
 import json
@@ -13,19 +18,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from expq._fs import atomic_write
+from expq._fs import atomic_write, write_file
+from expq.errors import InsecureQueue
 from expq.queue.attempts import Outcome
-from expq.queue.claim import Claimer
-from expq.queue.lease import HeartbeatWatch, Lease, read_lease, write_lease
+from expq.queue.claim import Claim, Claimer
+from expq.queue.lease import HeartbeatWatch, Lease, read_lease
 from expq.queue.reaper import judge, recover, running_jobs
+from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
 from expq.queue.workers import this_host
+from expq.worker import cgroup
+from expq.worker.cgroup import JobCgroups, cgroup2_root
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
 from expq.worker.gpus import GpuLocks, default_lock_dir
-from expq.worker.job import (Identity, RunningJob, StartError, end_processes, fail_to_start, finish_job,
-                              start_job)
+from expq.worker.job import (ClaimLost, DiskFull, Identity, RunningJob, StartError, end_processes, fail_to_start,
+                             finish_job, is_disk_full, put_back, start_job)
 from expq.worker.signals import SignalFlags
 
 __all__ = ["Worker", "WorkerOptions", "identity"]
@@ -33,6 +42,8 @@ __all__ = ["Worker", "WorkerOptions", "identity"]
 log = logging.getLogger(__name__)
 
 STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after a child died of SIGTERM
+PROBE_INTERVAL = 1.0  # seconds between checks whether a full disk has space again
+PROBE_BYTES = 64 << 10  # what a probe must be able to write before claiming resumes
 
 
 @dataclass(frozen=True)
@@ -80,7 +91,14 @@ class Worker:
         self._stops_handled = 0
         self._next_heartbeat = 0.0
         self._idle = False
-        self._unleased_since: dict[int, float] = {}  # running jobs seen without a lease, by local clock
+        self._unleased_since: dict[str, float] = {}  # running claims seen without a lease, by local clock
+        self._awaiting_recovery = False  # a claim without a lease that the reaper will requeue
+        self.paused: str | None = None  # why claiming stopped (a full disk, a broken queue folder)
+        self._paused_by_disk = False
+        self._next_probe = 0.0
+        self._unrecorded: list[tuple[RunningJob, ExitStatus]] = []  # ended, record not yet on disk
+        self._dying_cgroups: list[Path] = []
+        self.cgroups: JobCgroups | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -92,13 +110,19 @@ class Worker:
         """
         self.queue.require().check_secure()
         self._write_worker_file()
-        log.info("worker %s serving %s with %d slot(s), GPUs [%s]", self.who.worker_id, self.queue.root,
-                 self.options.slot_count, ",".join(self.options.gpus))
+        self.cgroups = JobCgroups.open(self.who.worker_id)
+        log.info("worker %s serving %s with %d slot(s), GPUs [%s]; jobs tracked by %s", self.who.worker_id,
+                 self.queue.root, self.options.slot_count, ",".join(self.options.gpus),
+                 "a cgroup each" if self.cgroups else "process group, descendants and environment (no cgroup v2)")
 
     def close(self) -> None:
         """Kill what still runs (only after an internal error) and withdraw the worker file."""
         for job in list(self.jobs.values()):
             job.tree.signal(signal.SIGKILL)
+        if self._unrecorded:
+            self._retry_unrecorded(time.time())
+        if self.cgroups is not None:
+            self.cgroups.close()
         self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
 
     def run(self) -> int:
@@ -112,8 +136,19 @@ class Worker:
         finally:
             self.flags.uninstall()
             self.close()
+        if self.options.drain:
+            self._log_left_behind()
         log.info("worker %s exits after %d job(s)", self.who.worker_id, self.started)
         return 0
+
+    def _log_left_behind(self) -> None:
+        """A draining worker leaves jobs it can never run pending: say which and why."""
+        gpus = len(self.options.gpus)
+        for spec in self.claimer.passed_over[:20]:
+            if spec.gpus > gpus:
+                log.warning("job %d stays pending: it needs %d GPU(s), this worker has %d", spec.id, spec.gpus, gpus)
+            elif spec.after:
+                log.warning("job %d stays pending: it waits for job(s) %s", spec.id, ",".join(map(str, spec.after)))
 
     def step(self, now: float) -> bool:
         """One iteration; False once the worker should exit."""
@@ -123,6 +158,10 @@ class Worker:
         self._supervise(now)
         if now >= self._next_heartbeat:
             self._heartbeat(now)
+        if self._unrecorded:
+            self._retry_unrecorded(now)
+        if self.paused is not None and self._paused_by_disk and now >= self._next_probe:
+            self._probe_disk(now)
         if not self.stopping:
             self._fill_slots(now)
         if ended:
@@ -135,11 +174,12 @@ class Worker:
         return not self._done()
 
     def _done(self) -> bool:
-        if self.jobs:
+        if self.jobs or self._unrecorded:
             return False
         if self.stopping or (self.options.max_jobs is not None and self.started >= self.options.max_jobs):
             return True
-        return self.options.drain and self._idle
+        # A draining worker also waits for claims that died before their lease: they come back.
+        return self.options.drain and self._idle and not self._awaiting_recovery and self.paused is None
 
     def _sleep_time(self, now: float) -> float:
         wake = [now + self.options.poll, self._next_heartbeat]
@@ -150,14 +190,14 @@ class Worker:
     # -- claiming and starting --------------------------------------------------------------
 
     def _fill_slots(self, now: float) -> None:
-        while len(self.jobs) < self.options.slot_count and not self._max_reached():
+        while self.paused is None and len(self.jobs) < self.options.slot_count and not self._max_reached():
             claimed = self.claimer.claim(self._reserve, self.locks.release)
             if claimed is None:
                 gpus = len(self.options.gpus)
                 self._idle = not any(spec.gpus <= gpus for spec in self.claimer.passed_over)
                 return
             self._idle = False
-            self._start(*claimed, now)
+            self._start(claimed, now)
 
     def _max_reached(self) -> bool:
         return self.options.max_jobs is not None and self.started >= self.options.max_jobs
@@ -167,24 +207,81 @@ class Worker:
             return None
         return self.locks.acquire(spec.gpus)
 
-    def _start(self, spec: JobSpec, reservation: list[tuple[str, int]], now: float) -> None:
+    def _start(self, claim: Claim[list[tuple[str, int]]], now: float) -> None:
+        spec, reservation, token = claim
         self.started += 1
         try:
-            job = start_job(self.queue, spec, reservation, self.who, self.base_env, now)
+            job = start_job(self.queue, spec, token, reservation, self.who, self.base_env, now)
+        except ClaimLost:
+            self.started -= 1
+            self.locks.release(reservation)
+            log.warning("job %d: its claim ended while this worker was stalled; leaving it", spec.id)
+            return
+        except DiskFull as exc:
+            self.started -= 1
+            self.locks.release(reservation)
+            self._put_back(spec, token)
+            self._pause(f"disk full ({exc.cause.strerror or exc.cause})", disk=True, now=now)
+            return
         except StartError as exc:
             self.locks.release(reservation)
-            fail_to_start(self.queue, spec, exc.reason, exc.attempt, now)
+            fail_to_start(self.queue, spec, token, exc.reason, exc.attempt, now)
             return
         except Exception as exc:  # noqa: BLE001 - per-job boundary: a bug starting one job must not stop the worker
             log.exception("job %d: internal error while starting it", spec.id)
             self.locks.release(reservation)
-            fail_to_start(self.queue, spec, f"internal error while starting: {exc!r}", None, now)
+            try:
+                fail_to_start(self.queue, spec, token, f"internal error while starting: {exc!r}", None, now)
+            except OSError as again:
+                log.error("job %d: could not record the failure either (%s)", spec.id, again)
             return
+        if self.cgroups is not None:
+            job.tree.cgroup = self.cgroups.add(spec.id, job.attempt.number, job.pid)
         self.jobs[spec.id] = job
-        job.lease_stamp = write_lease(self.queue.paths,
-                                      Lease(spec.id, job.attempt, self.who.pid, self.who.pid_started, job.pid))
         log.debug("job %d started (attempt %d, pid %d, GPUs [%s])", spec.id, job.attempt.number, job.pid,
-                 ",".join(job.attempt.gpus))
+                  ",".join(job.attempt.gpus))
+
+    def _put_back(self, spec: JobSpec, token: str) -> None:
+        try:
+            put_back(self.queue, spec, token)
+        except OSError as exc:  # left running without a lease: the reaper requeues it after the grace period
+            log.error("job %d: could not put it back in the queue (%s)", spec.id, exc)
+
+    # -- pausing: a full disk, a broken or unsafe queue --------------------------------------
+
+    def _pause(self, reason: str, disk: bool, now: float) -> None:
+        if self.paused is None:
+            log.warning("not claiming jobs: %s; running jobs go on, claiming resumes by itself", reason)
+        self.paused, self._paused_by_disk = reason, disk
+        self._next_probe = now + PROBE_INTERVAL
+
+    def _resume(self) -> None:
+        log.info("claiming jobs again (was: %s)", self.paused)
+        self.paused, self._paused_by_disk = None, False
+
+    def _probe_disk(self, now: float) -> None:
+        """Resume once a small file can be written where jobs write theirs."""
+        self._next_probe = now + PROBE_INTERVAL
+        probe = self.queue.paths.workers / f"{self.who.worker_id}.probe"
+        try:
+            write_file(probe, bytes(PROBE_BYTES))
+        except OSError:
+            return
+        finally:
+            probe.unlink(missing_ok=True)
+        if not self._unrecorded:
+            self._resume()
+
+    def _check_queue(self, now: float) -> None:
+        """The queue's folders may change under a running worker: pause while one is unsafe or broken."""
+        try:
+            self.queue.check_secure()
+        except (InsecureQueue, OSError) as exc:
+            if not self._paused_by_disk:
+                self._pause(str(exc), disk=False, now=now)
+            return
+        if self.paused is not None and not self._paused_by_disk:
+            self._resume()
 
     # -- supervising ------------------------------------------------------------------------
 
@@ -198,6 +295,8 @@ class Worker:
             del self.jobs[job_id]
             end_processes(job)
             self.locks.release(job.reservation)
+            if job.tree.cgroup is not None and not cgroup.remove(job.tree.cgroup):
+                self._dying_cgroups.append(job.tree.cgroup)
             ended.append((job, status))
         return ended
 
@@ -206,13 +305,37 @@ class Worker:
             try:
                 state = finish_job(self.queue, job, status, now)
             except Exception as exc:  # noqa: BLE001 - per-job boundary: a full disk (or a bug) costs this job only
+                if is_disk_full(exc):  # kept, with its lease, until its record can be written
+                    self._unrecorded.append((job, status))
+                    self._pause(f"disk full ({exc})", disk=True, now=now)
+                    continue
                 log.error("job %d: could not record its end (%r); marking it failed", job.spec.id, exc,
                           exc_info=not isinstance(exc, OSError))
-                state = State.FAILED if self.queue.move(job.spec, State.RUNNING, State.FAILED) else None
+                state = self._fail_unrecorded(job)
             # One line per finished job (the start is DEBUG): what someone watching a worker wants,
             # at ~1% of the cost of a trivial job.
             log.info("job %d %s (%s, %.1f s)", job.spec.id, state.value if state else "dropped",
                      status.signal or f"exit {status.exit_code}", now - job.attempt.started_at)
+
+    def _fail_unrecorded(self, job: RunningJob) -> State | None:
+        try:
+            moved = self.queue.move(job.spec, State.RUNNING, State.FAILED, claim=job.claim)
+            self.queue.paths.lease_file(job.spec.id, job.claim).unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("job %d: could not move it either (%s); the reaper will", job.spec.id, exc)
+            return None
+        return State.FAILED if moved else None
+
+    def _retry_unrecorded(self, now: float) -> None:
+        """Record the ends that a full disk held back, oldest first, as soon as they fit."""
+        waiting, self._unrecorded = self._unrecorded, []
+        for job, status in waiting:
+            try:
+                state = finish_job(self.queue, job, status, now)
+            except OSError:
+                self._unrecorded.append((job, status))
+                continue
+            log.info("job %d %s (recorded late: the disk was full)", job.spec.id, state.value if state else "dropped")
 
     def _handle_signals(self, now: float, ended: Sequence[tuple[RunningJob, ExitStatus]] = ()) -> None:
         if self.flags is None or self.flags.stop_count == self._stops_handled:
@@ -248,10 +371,17 @@ class Worker:
         while self.flags.stop_count == self._stops_handled and time.monotonic() < deadline:
             self.flags.wait(deadline - time.monotonic())
 
+    def _cancel_requested(self, job_id: int) -> bool:
+        """A cancel request counts only if this user wrote it (the folder is private; this is the belt)."""
+        try:
+            return owned_by_me(os.lstat(self.queue.paths.cancel_file(job_id)))
+        except FileNotFoundError:
+            return False
+
     def _supervise(self, now: float) -> None:
         for job in self.jobs.values():
             if job.stopping is None:
-                if self.queue.paths.cancel_file(job.spec.id).exists():
+                if self._cancel_requested(job.spec.id):
                     self._terminate(job, Outcome.CANCELLED, "cancelled by user", now)
                 elif job.deadline is not None and now >= job.deadline:
                     self._terminate(job, Outcome.TIMEOUT, f"timeout after {job.spec.timeout:g} s", now)
@@ -281,35 +411,48 @@ class Worker:
                 log.warning("job %d was taken from this worker (lease lost); killing its process tree", job.spec.id)
                 job.fenced = True
                 job.tree.signal(signal.SIGKILL)
-        self._reap_orphans(now)
+        self._check_queue(now)
+        self._dying_cgroups = [path for path in self._dying_cgroups if not cgroup.remove(path)]
+        try:
+            self._reap_orphans(now)
+        except OSError as exc:  # a queue folder vanished or broke: logged by the queue check too
+            log.error("could not look for orphaned jobs: %s", exc)
 
     def _reap_orphans(self, now: float) -> None:
-        jobs = running_jobs(self.queue, lambda job_id: read_lease(self.queue.paths, job_id),
-                            lambda job_id: self._unleased_since.setdefault(job_id, now))
-        unleased = {job.job_id for job in jobs if job.lease is None}
+        jobs = running_jobs(self.queue, lambda job_id, claim: read_lease(self.queue.paths, job_id, claim),
+                            lambda name: self._unleased_since.setdefault(name, now))
+        unleased = {self.queue.paths.file_name(State.RUNNING, job.job_id, claim=job.claim)
+                    for job in jobs if job.lease is None}
         self._unleased_since = {k: v for k, v in self._unleased_since.items() if k in unleased}
+        self._awaiting_recovery = bool(unleased)
         verdicts = judge(jobs, self.who.host, now, self.who.worker_id, pid_alive,
                          lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now),
                          self.options.lease_timeout)
         for verdict in verdicts:
-            if verdict.lease is not None and verdict.lease.host == self.who.host:
-                self._kill_orphan(verdict.lease)
-            state = recover(self.queue, verdict)
+            local = verdict.lease is not None and verdict.lease.host == self.who.host
+            try:
+                state = recover(self.queue, verdict, self._kill_orphan if local else None)
+            except OSError as exc:  # per-job boundary: a full disk costs this recovery, retried next beat
+                log.error("job %d: recovery failed (%s); trying again later", verdict.job_id, exc)
+                continue
             if state is not None:
                 log.warning("job %d: %s; now %s", verdict.job_id, verdict.reason, state.value)
 
-    def _kill_orphan(self, lease: Lease) -> None:
-        """A dead worker's child may still run here; it must die before its job runs again."""
-        try:
-            spec = self.queue.read(State.RUNNING, self.queue.paths.file_name(State.RUNNING, lease.job_id))
-        except FileNotFoundError:
-            return
+    def _kill_orphan(self, spec: JobSpec, lease: Lease) -> None:
+        """A dead or frozen worker's child may still run here; that attempt's processes, and only
+        those, die before the job can run again."""
         run_dir = str(self.queue.paths.run(spec.run_dir).dir)
-        JobTree(lease.child_pid, lease.child_pid, run_dir, trust_pid=False).signal(signal.SIGKILL)
+        root = cgroup2_root()
+        group = root / f"expq-{lease.worker_id}" / f"job-{spec.id}-{lease.attempt.number}" if root else None
+        JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number,
+                cgroup=group if group is not None and group.is_dir() else None).signal(signal.SIGKILL)
 
     def _write_worker_file(self) -> None:
         record = {"worker_id": self.who.worker_id, "host": self.who.host, "pid": self.who.pid,
                   "pid_started": self.who.pid_started, "gpus": list(self.options.gpus),
                   "slots": self.options.slot_count, "started_at": time.time(), "slurm_job": self.who.slurm_job}
-        atomic_write(self.queue.paths.worker_file(self.who.worker_id), json.dumps(record), durable=False)
+        try:
+            atomic_write(self.queue.paths.worker_file(self.who.worker_id), json.dumps(record), durable=False)
+        except OSError as exc:  # a full disk: the next heartbeat writes it again
+            log.error("could not write this worker's file: %s", exc)
 

@@ -2,7 +2,8 @@
 
 Handlers do no work: a signal inside file or process bookkeeping must not re-enter it. Python's
 wakeup fd (a self-pipe) makes the loop's ``select`` return as soon as a signal arrives, and SIGCHLD
-is caught the same way so a finished job is replaced without waiting for the next poll.
+is caught the same way so a finished job is replaced without waiting for the next poll. SIGHUP is
+ignored: a worker outlives the terminal it was started from (its jobs get SIGHUP's default back).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class SignalFlags:
         for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._on_stop)
         self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, self._on_child)
+        # A closed terminal (an ssh session that dropped) must not take the worker and its jobs down.
+        self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def uninstall(self) -> None:
         signal.set_wakeup_fd(-1)

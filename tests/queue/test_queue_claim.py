@@ -28,11 +28,15 @@ def submit(queue: JobQueue, count: int = 1, **fields: object) -> list[JobSpec]:
     return specs
 
 
+TOKENS: dict[int, str] = {}  # job id -> the token of its latest claim
+
+
 def claim_all(queue: JobQueue, fits=lambda spec: True) -> list[int]:  # noqa: ANN001
     claimer = Claimer(queue, relist_interval=0)
     claimed = []
     while (got := claimer.claim(lambda spec: "slot" if fits(spec) else None, lambda slot: None)) is not None:
-        claimed.append(got[0].id)
+        claimed.append(got.spec.id)
+        TOKENS[got.spec.id] = got.token
     return claimed
 
 
@@ -73,7 +77,7 @@ def test_dependency_waits_until_done(queue: JobQueue) -> None:
     assert dependency_block(queue, second) == ("wait", first.id)
     assert claim_all(queue) == [first.id]  # the dependent one, though higher priority, waits
     assert dependency_block(queue, second) == ("wait", first.id)
-    queue.move(first, State.RUNNING, State.DONE)
+    queue.move(first, State.RUNNING, State.DONE, claim=TOKENS[first.id])
     assert dependency_block(queue, second) is None
     assert claim_all(queue) == [second.id]
 
@@ -84,7 +88,7 @@ def test_a_failed_dependency_cancels_the_dependent_job_with_a_reason(queue: JobQ
     (second,) = submit(queue, after=(first.id,))
     (third,) = submit(queue, after=(second.id,))
     assert claim_all(queue) == [first.id]
-    queue.move(first, State.RUNNING, outcome)
+    queue.move(first, State.RUNNING, outcome, claim=TOKENS[first.id])
     assert dependency_block(queue, second) == ("cancel", first.id)
     assert claim_all(queue) == []
     assert queue.state_of(second.id) is State.CANCELLED

@@ -37,7 +37,7 @@ def _claimer(root: str, out: str, index: int) -> None:
         got = claimer.claim(lambda spec: True, lambda reservation: None)
         if got is not None:
             claimed.append(got[0].id)
-            assert queue.move(got[0], State.RUNNING, State.DONE)
+            assert queue.move(got.spec, State.RUNNING, State.DONE, claim=got.token)
         elif stop.exists() and not queue.list_names(State.PENDING):
             break
     Path(out, f"claimed-{index}").write_text("\n".join(map(str, claimed)))

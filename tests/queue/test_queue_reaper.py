@@ -13,8 +13,8 @@ from expq.queue.states import State
 from expq.queue.store import JobQueue
 
 
-def _lease(job_id: int, worker: str, host: str, pid: int = 100) -> Lease:
-    return Lease(job_id, Attempt(1, host, worker, 1000.0), pid, 5.0, pid + 1)
+def _lease(job_id: int, worker: str, host: str, pid: int = 100, claim: str = "") -> Lease:
+    return Lease(job_id, Attempt(1, host, worker, 1000.0), pid, 5.0, claim)
 
 
 def _judge(jobs, *, alive=(), stale=(), now=1000.0, grace=60.0):
@@ -27,11 +27,12 @@ def test_a_job_without_lease_is_orphaned_only_after_the_grace_period():
     assert _judge(jobs, now=1000.0, grace=60.0) == [2]
 
 
-def test_same_host_is_judged_by_pid_and_other_hosts_by_heartbeat():
+def test_same_host_is_judged_by_pid_and_heartbeat_other_hosts_by_heartbeat():
     jobs = [RunningJob(1, _lease(1, "w1", "here", pid=10), 0), RunningJob(2, _lease(2, "w2", "here", pid=20), 0),
             RunningJob(3, _lease(3, "w3", "there"), 0), RunningJob(4, _lease(4, "w4", "there"), 0),
-            RunningJob(5, _lease(5, "me", "here", pid=999), 0)]
-    assert _judge(jobs, alive={10}, stale={"w4"}) == [2, 4]  # job 5 is this worker's own
+            RunningJob(5, _lease(5, "me", "here", pid=999), 0), RunningJob(6, _lease(6, "w6", "here", pid=11), 0)]
+    # job 5 is this worker's own; job 6's worker lives (pid 11) but is frozen: its heartbeat stands still
+    assert _judge(jobs, alive={10, 11}, stale={"w4", "w6"}) == [2, 4, 6]
 
 
 def test_heartbeat_watch_needs_the_mtime_to_stand_still_for_the_timeout(tmp_path):
@@ -49,10 +50,10 @@ def test_heartbeat_watch_needs_the_mtime_to_stand_still_for_the_timeout(tmp_path
     assert watch.is_stale(queue.paths, "w", now=525.0)
 
 
-def _running_job(queue: JobQueue, retries: int) -> JobSpec:
+def _running_job(queue: JobQueue, retries: int, claim: str = "") -> JobSpec:
     spec = JobSpec(7, "e", "n", ("true",), "experiments/e/7-n", "/", time.time(), retries=retries)
     queue.enqueue([spec])
-    assert queue.move(spec, State.PENDING, State.RUNNING)
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim=claim)
     return spec
 
 
@@ -65,7 +66,8 @@ def test_recover_requeues_while_retries_last_then_fails(tmp_path):
     assert [a.outcome for a in read_attempts(queue.paths.run(spec.run_dir))] == [Outcome.LOST]
     assert not queue.paths.lease_file(7).exists()
     assert queue.move(spec, State.PENDING, State.RUNNING)
-    second = Lease(7, Attempt(2, "here", "dead2", 1001.0), 100, 5.0, 101)
+    second = Lease(7, Attempt(2, "here", "dead2", 1001.0), 100, 5.0)
+    write_lease(queue.paths, second)
     assert recover(queue, Verdict(7, second, "worker dead2 died")) is State.FAILED
     result = json.loads(queue.paths.run(spec.run_dir).result.read_text())
     assert result["state"] == "failed" and result["reason"] == "worker dead2 died; no retries left"
@@ -78,6 +80,7 @@ def test_recover_finalises_a_job_whose_result_was_written(tmp_path):
     run = queue.paths.run(spec.run_dir)
     run.dir.mkdir(parents=True)
     run.result.write_text(json.dumps({"state": "done", "attempts": 1}))
+    write_lease(queue.paths, _lease(7, "dead", "here"))
     assert recover(queue, Verdict(7, _lease(7, "dead", "here"), "died")) is State.DONE
     assert read_attempts(run) == []
 
@@ -100,3 +103,33 @@ def test_an_earlier_attempts_result_does_not_end_a_job_claimed_again(tmp_path):
     run.result.write_text(json.dumps({"state": "failed", "attempts": 1}))  # before `expq retry`
     # claimed again by a worker that died before writing its lease: run it again
     assert recover(queue, Verdict(7, None, "its worker died while starting it")) is State.PENDING
+
+
+def test_two_reapers_with_one_verdict_recover_the_claim_once_and_never_a_later_claim(tmp_path):
+    queue = JobQueue(tmp_path).create()
+    spec = _running_job(queue, retries=5, claim="aaaa0001")
+    lost = _lease(7, "dead", "here", claim="aaaa0001")
+    write_lease(queue.paths, lost)
+    verdict = Verdict(7, lost, "worker dead died", "aaaa0001")
+    killed = []
+    assert recover(queue, verdict, kill=lambda s, lease: killed.append(lease.attempt.number)) is State.PENDING
+    # a live worker claims the job again and writes its own lease
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="bbbb0002")
+    fresh = Lease(7, Attempt(2, "here", "alive", 1002.0), 200, 6.0, "bbbb0002")
+    stamp = write_lease(queue.paths, fresh)
+    # the second reaper acts on the same, now stale, verdict: nothing of the new claim is touched
+    assert recover(queue, verdict, kill=lambda s, lease: killed.append(lease.attempt.number)) is None
+    assert killed == [1]
+    assert queue.paths.job_file(State.RUNNING, 7, claim="bbbb0002").exists()
+    assert lease_is_mine(queue.paths, 7, stamp, claim="bbbb0002")
+    assert [a.outcome for a in read_attempts(queue.paths.run(spec.run_dir))] == [Outcome.LOST]
+
+
+def test_a_claim_without_lease_is_requeued_once(tmp_path):
+    queue = JobQueue(tmp_path).create()
+    spec = _running_job(queue, retries=0, claim="cccc0003")
+    verdict = Verdict(7, None, "its worker died while starting it", "cccc0003")
+    assert recover(queue, verdict) is State.PENDING
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="dddd0004")
+    assert recover(queue, verdict) is None
+    assert queue.paths.job_file(State.RUNNING, 7, claim="dddd0004").exists()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import psutil
 
+from expq.queue.paths import claim_of
+from expq.queue.states import State
+
 # A job that starts a grandchild in its own session (escaping the process group), records both pids,
 # then waits; the grandchild ignores SIGTERM, so only a SIGKILL after the grace period ends it.
 TREE = """
@@ -114,14 +117,14 @@ def test_worker_that_died_after_writing_the_result_is_finalised_not_rerun(cluste
     # Put the finished job back in running/ with a lease of a dead worker, as a SIGKILL between
     # writing result.json and the final rename leaves it.
     queue = cluster.queue
-    done = queue.paths.job_file(queue.state_of(job_id), job_id)
-    os.rename(done, queue.paths.job_file(queue.state_of(job_id).__class__("running"), job_id))
+    done = queue.paths.job_file(State.DONE, job_id)
+    os.rename(done, queue.paths.job_file(State.RUNNING, job_id, claim="0badc1a1"))
     dead = psutil.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     attempt = json.loads((cluster.run_dir(job_id) / "attempts" / "1.json").read_text())
     attempt["outcome"] = "running"
-    lease = {"job_id": job_id, "pid": dead.pid, "pid_started": 1.0, "child_pid": dead.pid, "attempt": attempt}
-    queue.paths.lease_file(job_id).write_text(json.dumps(lease))
+    lease = {"job_id": job_id, "pid": dead.pid, "pid_started": 1.0, "claim": "0badc1a1", "attempt": attempt}
+    queue.paths.lease_file(job_id, "0badc1a1").write_text(json.dumps(lease))
     cluster.drain("--gpus", "none")
     assert cluster.state(job_id) == "done" and count.read_text() == "run\n"
 
@@ -135,8 +138,9 @@ def test_stalled_worker_whose_job_was_taken_kills_its_child(cluster, wait_until)
     # Meanwhile another host's worker decided the stalled one was dead and requeued the job.
     queue = cluster.queue
     spec = queue.get(job_id)[1]
-    assert queue.move(spec, queue.state_of(job_id), queue.state_of(job_id).__class__("pending"))
-    queue.paths.lease_file(job_id).unlink()
+    (running,) = queue.list_names(State.RUNNING)
+    assert queue.move(spec, State.RUNNING, State.PENDING, claim=claim_of(running))
+    queue.paths.lease_file(job_id, claim_of(running)).unlink()
     stalled.send_signal(signal.SIGCONT)
     assert stalled.wait(20) == 0  # --max-jobs 1: it exits once its (taken) job is dropped
     assert _all_dead(_pids(pids)), "the fenced worker left its child running"
@@ -149,7 +153,7 @@ def test_job_claimed_by_a_worker_that_died_before_its_lease_is_recovered(cluster
     job_id = cluster.submit("--", "true")[0]
     queue = cluster.queue
     spec = queue.get(job_id)[1]
-    assert queue.move(spec, queue.state_of(job_id), queue.state_of(job_id).__class__("running"))  # claimed, no lease
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="0badc1a1")  # claimed, no lease
     worker = cluster.worker("--gpus", "none", "--lease-timeout", "0.5")  # waits out the grace, then recovers
     cluster.wait_state(job_id, "done")
     worker.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -58,16 +59,21 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_full_disk_fails_that_job_and_the_worker_goes_on(make_cluster, tiny_disk):
+def test_full_disk_pauses_claiming_keeps_every_job_and_resumes(make_cluster, tiny_disk, wait_until):
     small = make_cluster(tiny_disk / "root")
     filler = tiny_disk / "filler"
     hog = small.submit("--", "sh", "-c", f"head -c 8000000 /dev/zero > {filler}; exit 0")[0]
     starved = small.submit("--", "true")[0]
-    small.drain("--gpus", "none", "--slots", "1")
-    assert small.state(hog) == "failed" and small.state(starved) == "failed"
-    log = small.worker_log(0)
-    assert "job 1: could not record its end" in log and "No space left on device" in log
+    worker = small.worker("--gpus", "none", "--slots", "1")
+    wait_until(lambda: "not claiming jobs: disk full" in small.worker_log(0), timeout=30,
+               message=lambda: small.worker_log(0))
+    # the hog's end could not be written: it stays running (with its lease), the other job stays pending
+    assert small.state(hog) == "running" and small.state(starved) == "pending"
+    assert worker.poll() is None
     filler.unlink()
-    later = small.submit("--", "true")[0]
-    small.drain("--gpus", "none")
-    assert small.state(later) == "done"
+    small.wait_state(hog, "done")
+    small.wait_state(starved, "done")
+    assert "claiming jobs again" in small.worker_log(0)
+    assert small.result(starved)["attempts"] == 1  # no retry was spent on the way
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
