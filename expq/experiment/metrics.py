@@ -164,7 +164,10 @@ class _LiveEvents:
         for name, chunk in batches:
             count = len(chunk)
             steps = np.fromiter(map(operator.itemgetter(0), chunk), dtype=np.int64, count=count)
-            values = np.fromiter(map(_as_float, chunk), dtype=np.float64, count=count)
+            try:
+                values = np.fromiter(map(operator.itemgetter(1), chunk), dtype=np.float64, count=count)
+            except OverflowError:  # an int beyond float64
+                values = np.fromiter(map(_as_float, chunk), dtype=np.float64, count=count)
             times = np.fromiter(map(operator.itemgetter(2), chunk), dtype=np.float64, count=count).round(3)  # as the CSV
             parts.append(events.scalar_records(name, steps, values, times))
         _append_bytes(self.path, b"".join(parts))

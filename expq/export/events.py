@@ -128,16 +128,17 @@ def _encode(tag: str, steps: numpy.ndarray, values: numpy.ndarray, times: numpy.
     prefix = (b"\x2a" + _varint(summary_len) + b"\x0a" + _varint(value_msg_len) + b"\x0a"
               + _varint(len(name)) + name + b"\x15")
     fixed = 9 + len(prefix) + 4 + 1  # payload bytes before the varint
-    width = 12 + fixed + 10 + 4
     unsigned = steps.view(np.uint64)
     varint_len = np.ones(count, dtype=np.int64)
-    for k in range(1, 10):
+    longest = len(_varint(int(unsigned.max())))  # steps are mostly small: fewer columns to fill
+    for k in range(1, longest):
         varint_len += unsigned >= np.uint64(1 << (7 * k))
     payload_len = fixed + varint_len
+    width = 12 + fixed + longest + 4
 
-    rows = np.zeros((count, width), dtype=np.uint8)
+    rows = np.empty((count, width), dtype=np.uint8)
     headers = np.zeros((11, 12), dtype=np.uint8)
-    for length in range(1, 11):
+    for length in range(1, longest + 1):
         header = struct.pack("<Q", fixed + length)
         headers[length] = np.frombuffer(header + struct.pack("<I", crc32c(header)), dtype=np.uint8)
     rows[:, :12] = headers[varint_len]
@@ -152,12 +153,14 @@ def _encode(tag: str, steps: numpy.ndarray, values: numpy.ndarray, times: numpy.
     at += 4
     rows[:, at] = 0x10
     at += 1
-    for k in range(10):
+    for k in range(longest):
         byte = ((unsigned >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8)
         rows[:, at + k] = np.where(k < varint_len - 1, byte | 0x80, byte)
-    crc = _masked_crc(rows[:, 12:12 + fixed + 10], payload_len)
+    crc = _masked_crc(rows[:, 12:12 + fixed + longest], payload_len)
     rows[:, width - 4:] = crc.astype("<u4").view(np.uint8).reshape(count, 4)
 
+    if bool((varint_len == longest).all()):
+        return rows.tobytes()  # every row is full: no padding to drop
     columns = np.arange(width)
     keep = (columns < (12 + payload_len)[:, None]) | (columns >= width - 4)
     return rows[keep].tobytes()
