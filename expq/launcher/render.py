@@ -167,6 +167,8 @@ def show_text(details: dict[str, Any]) -> str:
     sections = [("job", summary), ("spec", _clocks(spec)), ("config", details["spec"]["config"]),
                 ("paths", details["paths"]), ("attempts", [_clocks(a) for a in details["attempts"]]),
                 ("result", _clocks(details["result"]))]
+    if details.get("earlier_result") is not None:
+        sections.append(("earlier_result", _clocks(details["earlier_result"])))
     parts = []
     for title, value in sections:
         if value in (None, {}, []):

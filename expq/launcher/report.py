@@ -294,7 +294,8 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
 
 def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
     """Everything known about one job: its record, spec, paths, attempts and result. Unreadable run
-    files leave their part empty and say why in ``job.reason``.
+    files leave their part empty and say why in ``job.reason``. A job that has not ended (again) has
+    no ``result``; the ``result.json`` of an earlier attempt is ``earlier_result``.
 
     Raises:
         NotFound: no job has this id.
@@ -307,7 +308,7 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
         names = queue.list_names(State.PENDING)
         position = next((i for i, n in enumerate(names, 1) if _job_id(n) == job_id), None)
     ignored: list[str] = []  # the record already names every condition
-    return {
+    details = {
         "version": 1,
         "job": record(queue, state, spec, Workers(queue, now) if state is State.PENDING else None, now, position),
         "spec": spec.to_dict(),
@@ -317,6 +318,11 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
         "attempts": [a.to_dict() for a in read_run_attempts(run, ignored)],
         "result": read_result(run, ignored),
     }
+    if state not in FINISHED and details["result"] is not None:
+        # a retried or re-queued job keeps its last result.json until it ends again: that one is history
+        details["earlier_result"] = details["result"]
+        details["result"] = None
+    return details
 
 
 # -- for submit --wait -------------------------------------------------------------------------------

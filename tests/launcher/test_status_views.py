@@ -183,3 +183,17 @@ def test_waiting_gives_the_reason_of_the_next_job(queue: JobQueue) -> None:
         running=0, pending=1, reason="", ended={1: State.DONE, 2: State.FAILED})
     queue.paths.job_file(State.PENDING, 3).unlink()  # removed from the queue (what `expq rm` does)
     assert report.waiting(queue, [1, 2, 3]).gone == (3,)
+
+
+def test_show_of_a_retried_job_keeps_its_old_result_apart(queue: JobQueue,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (spec,) = add(queue)
+    finish(queue, spec, State.FAILED, RESULT)
+    assert report.show(queue, 1)["result"] == RESULT
+    code, out, _ = cli(capsys, queue, "retry", "1")
+    assert code == 0
+    details = report.show(queue, 1)
+    assert details["job"]["state"] == "pending" and details["result"] is None
+    assert details["earlier_result"] == RESULT
+    code, out, _ = cli(capsys, queue, "show", "1")
+    assert code == 0 and "\nresult: null\n" in out and "\nearlier_result:\n  version: 1\n" in out
