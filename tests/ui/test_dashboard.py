@@ -29,9 +29,32 @@ def _open(browser: Any, url: str, wait_until: Callable[..., Any], ready: str) ->
 
 
 def _texts(browser: Any, css: str) -> list[str]:
-    from selenium.webdriver.common.by import By
+    """The text of every element matching ``css``, read in one step (a live page redraws between steps)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.innerText.trim())", css)
 
-    return [e.text for e in browser.find_elements(By.CSS_SELECTOR, css)]
+
+def _attrs(browser: Any, css: str, name: str) -> list[str]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.getAttribute(arguments[1]))", css, name)
+
+
+def _text(browser: Any, css: str) -> str:
+    found = _texts(browser, css)
+    assert found, f"nothing matches {css}"
+    return found[0]
+
+
+def _click(browser: Any, css: str) -> None:
+    """Click the element matching ``css`` in one step."""
+    assert browser.execute_script("const e = document.querySelector(arguments[0]); if (e) e.click(); return !!e", css)
+
+
+def _choose(browser: Any, css: str, value: str) -> None:
+    """Pick ``value`` in the <select> matching ``css`` as a user would (the change event fires)."""
+    assert browser.execute_script(
+        "const s = document.querySelector(arguments[0]); if (!s) return false; s.value = arguments[1];"
+        "s.dispatchEvent(new Event('change')); return s.value === arguments[1]", css, value)
 
 
 def _shot(browser: Any, artifacts: Path, name: str) -> Path:
@@ -49,11 +72,10 @@ def _loss_last(run_dir: Path, metric: str = "loss") -> float:
 def test_queue_view_shows_counts_running_and_finished_jobs(browser: Any, server: Server, filled: Filled,
                                                            wait_until: Callable[..., Any], artifacts: Path) -> None:
     _open(browser, server.url, wait_until, f"#running tr[data-job='{filled.live}']")
-    counts = {e.get_attribute("data-state"): e.text.split()[0]
-              for e in browser.find_elements("css selector", "#counts .count")}
+    counts = dict(zip(_attrs(browser, "#counts .count", "data-state"), (t.split()[0] for t in _texts(browser, "#counts .count"))))
     assert counts["done"] == str(len(filled.sweep)) and counts["failed"] == "1" and counts["running"] == "1"
-    failed_row = browser.find_element("css selector", f"#finished tr[data-job='{filled.failing}']").text
-    assert "broken/exits-3" in failed_row and " 3 " in f" {failed_row} "
+    cells = _texts(browser, f"#finished tr[data-job='{filled.failing}'] td")
+    assert cells[1:5] == ["broken/exits-3", "failed", "3", "exit code 3"]  # name, state, exit code, reason
     assert browser.find_elements("css selector", f"#running tr[data-job='{filled.live}'] button[data-verb=cancel]")
     assert "token" not in browser.current_url  # taken out of the address bar, kept for the tab
     _shot(browser, artifacts, "queue-view")
@@ -64,26 +86,22 @@ def test_experiment_view_shows_what_is_on_disk(browser: Any, server: Server, fil
     _open(browser, f"{server.base}/experiments/demo", wait_until, "#runs tbody tr")
     on_disk = sorted((filled.run_dir(j) for j in filled.sweep), key=lambda p: int(p.name.split("-")[0]))
     assert _texts(browser, "#runs tbody tr td:nth-child(2)") == [p.name for p in on_disk]  # natural order
-    headers = [e.get_attribute("data-column") for e in browser.find_elements("css selector", "#runs th[data-column]")]
+    headers = _attrs(browser, "#runs th[data-column]", "data-column")
     assert "config.lr" in headers and "config.seed" in headers and "config.steps" not in headers
-    assert "steps=60" in browser.find_element("css selector", "#constants").text
+    assert "steps=60" in _text(browser, "#constants")
     for run_dir in on_disk:
-        shown = browser.find_element("css selector", f"#runs tr[data-run='{run_dir.name}'] td[data-column='loss.last']").text
+        shown = _text(browser, f"#runs tr[data-run='{run_dir.name}'] td[data-column='loss.last']")
         assert float(shown) == pytest.approx(_loss_last(run_dir), rel=1e-5)
-        lr = browser.find_element("css selector", f"#runs tr[data-run='{run_dir.name}'] td[data-column='config.lr']").text
+        lr = _text(browser, f"#runs tr[data-run='{run_dir.name}'] td[data-column='config.lr']")
         assert lr == cell_text(json.loads((run_dir / "run.json").read_text())["config"]["lr"])
     # sort by loss.last descending, then filter on lr
-    header = browser.find_element("css selector", "#runs th[data-column='loss.last']")
-    header.click()
-    header = browser.find_element("css selector", "#runs th[data-column='loss.last']")
-    header.click()
+    _click(browser, "#runs th[data-column='loss.last']")
+    _click(browser, "#runs th[data-column='loss.last']")
     shown = [float(t) for t in _texts(browser, "#runs td[data-column='loss.last']")]
     assert shown == sorted(shown, reverse=True)
-    from selenium.webdriver.support.select import Select
-
-    Select(browser.find_element("css selector", "select.config-filter[data-key='config.lr']")).select_by_value("0.1")
+    _choose(browser, "select.config-filter[data-key='config.lr']", "0.1")
     assert _texts(browser, "#runs td[data-column='config.lr']") == ["0.1"] * 3
-    Select(browser.find_element("css selector", "select.config-filter[data-key='config.lr']")).select_by_value("")
+    _choose(browser, "select.config-filter[data-key='config.lr']", "")
     _shot(browser, artifacts, "experiment-view-table")
 
 
@@ -99,21 +117,23 @@ def test_charts_follow_the_selection_and_group_by(browser: Any, server: Server, 
     _open(browser, f"{server.base}/experiments/demo", wait_until, ".chart[data-metric='loss'] .main-svg")
     wait_until(lambda: _traces(browser, "loss") == ["run"] * 6, message=lambda: f"traces {_traces(browser, 'loss')}")
     assert _traces(browser, "val_loss") == ["run"] * 6
-    boxes = browser.find_elements("css selector", "#runs input.select-run")
-    boxes[0].click()
-    boxes[1].click()
+    hover = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data[0].hovertemplate")
+    assert filled.run_dir(filled.sweep[0]).name in hover and "lr=0.02 seed=0" in hover  # run, config, value
+    colours = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data"
+                                     ".map((t) => t.line.color)")
+    assert len(set(colours)) == 6
+    _click(browser, "#runs tr:nth-child(1) input.select-run")
+    _click(browser, "#runs tr:nth-child(2) input.select-run")
     wait_until(lambda: _traces(browser, "loss") == ["run"] * 4, message=lambda: f"traces {_traces(browser, 'loss')}")
-    browser.find_element("css selector", "#select-all").click()
+    _click(browser, "#select-all")
     wait_until(lambda: len(_traces(browser, "loss")) == 6)
-    from selenium.webdriver.support.select import Select
-
-    Select(browser.find_element("css selector", "#group-by")).select_by_value("lr")
+    _choose(browser, "#group-by", "lr")
     expected = ["band", "band", "mean"] * 2  # two values of lr: a mean line and a band (two edges) each
     wait_until(lambda: _traces(browser, "loss") == expected, message=lambda: f"traces {_traces(browser, 'loss')}")
     names = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data"
                                    ".filter((t) => t.meta === 'mean').map((t) => t.name)")
     assert names == ["lr=0.02 (3 runs)", "lr=0.1 (3 runs)"]
-    browser.find_element("css selector", "#log-y").click()
+    _click(browser, "#log-y")
     wait_until(lambda: browser.execute_script(
         "return document.querySelector(`.chart[data-metric='loss']`).layout.yaxis.type") == "log")
     shot = _shot(browser, artifacts, "experiment-view-grouped")
@@ -124,16 +144,16 @@ def test_run_view_shows_config_result_attempts_files_and_logs(browser: Any, serv
                                                              wait_until: Callable[..., Any], artifacts: Path) -> None:
     run_dir = filled.run_dir(filled.sweep[0])
     _open(browser, f"{server.base}/experiments/demo/runs/{run_dir.name}", wait_until, "#files li")
-    config = browser.find_element("css selector", "#config").text
+    config = _text(browser, "#config")
     assert "lr" in config and "seed" in config and "steps" in config
-    assert "exit_code" in browser.find_element("css selector", "#outcome").text
+    assert "exit_code" in _text(browser, "#outcome")
     assert _texts(browser, "#attempts tbody td:nth-child(2)") == ["done"]
     files = _texts(browser, "#files li > a:first-child")
     assert files == [f"files/{name}" for name in ("weights/w1.npy", "weights/w2.npy")]
-    wait_until(lambda: "val_loss" in browser.find_element("css selector", "#log").text
-               or "lr=" in browser.find_element("css selector", "#log").text,
-               message=lambda: browser.find_element("css selector", "#log").text[:300])
-    assert (run_dir / "stdout.log").read_text().strip() in browser.find_element("css selector", "#log").text
+    wait_until(lambda: "val_loss" in _text(browser, "#log")
+               or "lr=" in _text(browser, "#log"),
+               message=lambda: _text(browser, "#log")[:300])
+    assert (run_dir / "stdout.log").read_text().strip() in _text(browser, "#log")
     _shot(browser, artifacts, "run-view")
 
 
@@ -142,7 +162,7 @@ def test_following_a_running_job_log_shows_it_grow(browser: Any, server: Server,
     _open(browser, f"{server.base}/jobs/{filled.live}", wait_until, "#log[data-offset]")
 
     def last_tick() -> int:
-        ticks = [int(line.split()[1]) for line in browser.find_element("css selector", "#log").text.splitlines()
+        ticks = [int(line.split()[1]) for line in _text(browser, "#log").splitlines()
                  if line.startswith("tick ")]
         return ticks[-1] if ticks else -1
 
@@ -187,10 +207,10 @@ def test_cancel_from_the_queue_view_kills_the_process_tree(browser: Any, server:
     pids = [int(p) for p in (filled.run_dir(filled.live) / "pids.txt").read_text().split()]
     assert all(psutil.pid_exists(p) for p in pids)
     _open(browser, server.url, wait_until, f"#running tr[data-job='{filled.live}'] button[data-verb=cancel]")
-    browser.find_element("css selector", f"#running tr[data-job='{filled.live}'] button[data-verb=cancel]").click()
+    _click(browser, f"#running tr[data-job='{filled.live}'] button[data-verb=cancel]")
     wait_until(lambda: browser.find_elements("css selector", f"#finished tr[data-job='{filled.live}']"), timeout=30,
                message="the cancelled job never showed among the finished ones")
-    assert "cancelled" in browser.find_element("css selector", f"#finished tr[data-job='{filled.live}']").text
+    assert "cancelled" in _text(browser, f"#finished tr[data-job='{filled.live}']")
 
     def dead(pid: int) -> bool:
         try:
@@ -206,5 +226,5 @@ def test_cancel_from_the_queue_view_kills_the_process_tree(browser: Any, server:
 def test_experiments_list(browser: Any, server: Server, wait_until: Callable[..., Any], artifacts: Path) -> None:
     _open(browser, f"{server.base}/experiments", wait_until, "#experiments tr[data-experiment='demo']")
     assert _texts(browser, "#experiments tbody td:first-child") == ["broken", "demo", "live"]
-    assert "6 done" in browser.find_element("css selector", "#experiments tr[data-experiment='demo']").text
+    assert "6 done" in _text(browser, "#experiments tr[data-experiment='demo']")
     _shot(browser, artifacts, "experiments")

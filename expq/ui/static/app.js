@@ -312,9 +312,14 @@ function experimentView(main, name) {
     return rows;
   };
 
+  let controlsFor = "";
   const drawControls = () => {
     const t = view.table;
     const states = [...new Set(t.rows.map((r) => r.state))];
+    // rebuilt only when the choices change, so a live refresh never steals the focus of the filter box
+    const signature = JSON.stringify([states, t.config_keys.map((k) => [...new Set(t.rows.map((r) => fmtNum(r[k])))])]);
+    if (signature === controlsFor) return;
+    controlsFor = signature;
     const configSelects = t.config_keys.map((key) => {
       const values = [...new Set(t.rows.map((r) => fmtNum(r[key])))].sort(naturalCompare);
       const select = el("select", { "data-key": key, class: "config-filter", onchange: (e) => { view.configFilter[key] = e.target.value; drawTable(); } },
@@ -491,8 +496,12 @@ function experimentView(main, name) {
   };
 
   let first = true;
+  let lastTable = "";
   const refresh = async () => {
     const t = await getJSON(`/api/experiments/${encodeURIComponent(name)}/runs`);
+    const text = JSON.stringify(t);
+    if (text === lastTable) return; // nothing changed on disk: leave the page (and what the user does on it) alone
+    lastTable = text;
     view.table = t;
     if (first) {
       view.selected = new Set(t.rows.slice(0, DEFAULT_SELECTED).map((r) => r.run));
