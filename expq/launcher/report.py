@@ -127,6 +127,8 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
             rec["reason"] = _pending_reason(queue, spec, workers)
     elif state is State.RUNNING:
         lease = read_run_lease(queue.paths, spec.id, problems)  # a running attempt's record is its lease
+        if lease is None and not problems:  # a moment after the claim; for good if its worker died then
+            rec["reason"] = "no lease: being started, or its worker died while starting it"
         attempts = [lease.attempt] if lease is not None else read_run_attempts(run, problems)
         if attempts:
             last = attempts[-1]

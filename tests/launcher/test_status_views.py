@@ -11,11 +11,12 @@ import pytest
 
 from expq.launcher import report
 from expq.launcher.cli import main
+from expq.queue.lease import write_lease
 from expq.queue.states import State
 from expq.queue.store import JobQueue
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report import NOW, RESULT, add, finish, start, write_worker  # noqa: E402
+from test_report import NOW, RESULT, add, attempt, finish, lease, start, write_worker  # noqa: E402
 
 ZERO = {"pending": 0, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
 
@@ -121,8 +122,8 @@ def broken_queue(queue: JobQueue) -> None:
     run[4].result.symlink_to("/dev/zero")
     start(queue, specs[5])
     leases = queue.paths.lease_file(6).parent
-    for lease in leases.iterdir():
-        lease.unlink()
+    for path in leases.iterdir():
+        path.unlink()
     leases.rmdir()
     leases.write_text("")
 
@@ -197,3 +198,15 @@ def test_show_of_a_retried_job_keeps_its_old_result_apart(queue: JobQueue,
     assert details["earlier_result"] == RESULT
     code, out, _ = cli(capsys, queue, "show", "1")
     assert code == 0 and "\nresult: null\n" in out and "\nearlier_result:\n  version: 1\n" in out
+
+
+def test_a_running_job_without_a_lease_says_so(queue: JobQueue) -> None:
+    """A worker that died between claiming a job and starting it leaves it in running/ without a lease
+    until a reaper recovers it; status must not show it as an ordinary running job."""
+    (spec,) = add(queue)
+    assert queue.move(spec, State.PENDING, State.RUNNING)
+    (rec,) = report.collect(queue, report.Query()).jobs
+    assert (rec["state"], rec["reason"]) == ("running",
+                                             "no lease: being started, or its worker died while starting it")
+    write_lease(queue.paths, lease(1, attempt()))
+    assert report.collect(queue, report.Query()).jobs[0]["reason"] == ""
