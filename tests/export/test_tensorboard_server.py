@@ -1,6 +1,7 @@
 """``expq tensorboard`` starts a real TensorBoard; its HTTP API serves the runs' scalars."""
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -17,6 +18,20 @@ import expq
 def _get(url: str) -> object:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """After a failure: the expq process and its TensorBoard (in a session of its own) die with the test."""
+    if proc.poll() is None:
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        proc.kill()
+        proc.wait()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):  # it may have died with its parent
+                child.kill()
 
 
 def test_expq_tensorboard_serves_every_run_and_stops_on_sigterm(sweep_root, tmp_path, wait_until):
@@ -46,12 +61,7 @@ def test_expq_tensorboard_serves_every_run_and_stops_on_sigterm(sweep_root, tmp_
         assert proc.wait(30) == 0
         assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for child in psutil.Process().children(recursive=True):
-            if "tensorboard.main" in " ".join(child.cmdline()):
-                child.kill()
+        _kill(proc)
 
 
 def test_an_unknown_experiment_starts_nothing(sweep_root, tmp_path, cli):
@@ -59,3 +69,31 @@ def test_an_unknown_experiment_starts_nothing(sweep_root, tmp_path, cli):
     assert done.returncode == 2
     assert done.stderr == "expq: error: no such experiment or run: nope\n" and done.stdout == ""
     assert not (tmp_path / "tb").exists()
+
+
+def test_points_logged_while_it_serves_reach_tensorboard(tmp_path, wait_until):
+    """The default logdir is the experiment's .tensorboard/, re-exported every --reload seconds."""
+    root = tmp_path / "root"
+    exp = expq.Experiment("growing", root=root, sources=False, capture_output=False)
+    for step in range(3):
+        exp.log_scalar("loss", float(step))
+    exp.flush()
+    stdout = tmp_path / "stdout"
+    with open(stdout, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(root), "tensorboard", "growing",
+                                 "--port", "0", "--reload", "1"], stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        url = wait_until(lambda: stdout.read_text().strip(), timeout=60, message="no URL printed")
+        query = urllib.parse.urlencode({"run": exp.path.name, "tag": "loss"})
+        wait_until(lambda: len(_get(f"{url}data/plugin/scalars/scalars?{query}")) == 3, timeout=30)
+        for step in range(3, 5):
+            exp.log_scalar("loss", float(step))
+        exp.close()
+        served = wait_until(lambda: [p[2] for p in _get(f"{url}data/plugin/scalars/scalars?{query}")] == [
+            0.0, 1.0, 2.0, 3.0, 4.0], timeout=30, message="the new points never reached TensorBoard")
+        assert served
+        assert (exp.collection_dir / ".tensorboard" / exp.path.name).is_dir()
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        assert proc.wait(30) == 0
+    finally:
+        _kill(proc)
