@@ -20,6 +20,12 @@ def _get(url: str) -> object:
         return json.loads(response.read())
 
 
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """After a failure: the expq process and its TensorBoard (in a session of its own) die with the test."""
     if proc.poll() is None:
@@ -57,6 +63,18 @@ def test_expq_tensorboard_serves_every_run_and_stops_on_sigterm(sweep_root, tmp_
                 expected = stored["value"].astype(np.float32)
             values = np.array([float(v) for _, _, v in served], dtype=np.float32)
             assert np.array_equal(values, expected, equal_nan=True)
+        groups = _post(url + "data/plugin/hparams/session_groups", {
+            "experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING",
+                                                      "STATUS_UNKNOWN"],
+            "colParams": [], "startIndex": 0, "sliceSize": 100})["sessionGroups"]
+        by_name = {group["name"]: group for group in groups}
+        assert sorted(by_name) == sorted(run.name for run in runs)
+        for run in runs:  # the HParams tab: each run's config, and its last loss as the result
+            group = by_name[run.name]
+            assert group["hparams"]["lr"] == run.config["lr"]
+            assert group["sessions"][0]["status"] == "STATUS_SUCCESS"
+            (loss,) = [m["value"] for m in group["metricValues"] if m["name"]["tag"] == "loss"]
+            assert np.float32(float(loss)) == np.float32(run.load_scalar("loss")["value"][-1])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert not children[0].is_running() or children[0].status() == psutil.STATUS_ZOMBIE
