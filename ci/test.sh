@@ -6,6 +6,9 @@
 #    start, say so in one line and go on: the SLURM tests then skip with the reason, except
 #    under CI=true, where they fail and so does this script. Not root: nothing is started, the
 #    SLURM tests skip (or run against a cluster of yours if you export EXPQ_SLURM_AVAILABLE=1).
+#    Also as root: ci/browser.sh installs Debian's chromium and chromium-driver for the dashboard
+#    tests when missing. Without them (not root, or the install failed) those tests skip with the
+#    reason, except under CI=true, where they fail.
 # 2. Run pytest twice: first every test not marked `slurm` (in parallel with pytest-xdist when
 #    EXPQ_TEST_WORKERS=N > 1; serial by default), then the `slurm` tests, serially (they share
 #    one small cluster and measure signal timings). Arguments go to both runs; with your own
@@ -54,6 +57,19 @@ else
     fi
   fi
   rm -f "$slurm_log"
+fi
+
+# --- browser for the dashboard tests ------------------------------------------------------
+# As root: install Debian's chromium + chromium-driver when missing (ci/browser.sh; fast when there).
+# Otherwise, or when that fails, the browser tests skip with the reason (they fail under CI=true).
+if [ "$(id -u)" = 0 ]; then
+  if ! browser_why=$(bash ci/browser.sh 2>&1); then
+    export EXPQ_BROWSER_UNAVAILABLE_REASON="${browser_why:-ci/browser.sh failed}"
+    say "no browser for the dashboard tests: $EXPQ_BROWSER_UNAVAILABLE_REASON"
+  fi
+elif ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  export EXPQ_BROWSER_UNAVAILABLE_REASON="not root and no /usr/bin/chromium + /usr/bin/chromedriver (sudo bash ci/browser.sh)"
+  say "$EXPQ_BROWSER_UNAVAILABLE_REASON: the browser tests skip"
 fi
 
 # --- pytest ------------------------------------------------------------------------------

@@ -16,3 +16,6 @@ echo "== status"
 expq status --experiment "$experiment" --all
 echo "== final metric of each run"
 python examples/summary.py "$EXPQ_ROOT/experiments/$experiment"
+echo "== to compare these runs in the browser (runs table, charts, group by lr), run:"
+echo "expq ui --root '$EXPQ_ROOT'"
+echo "   and open the URL it prints, then the experiment $experiment (http://127.0.0.1:8765/experiments/$experiment)"
