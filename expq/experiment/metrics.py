@@ -126,7 +126,17 @@ class MetricsSink:
                 _append(series, data)
                 written.append((name, chunk))
             if self.events is not None and written:
-                self.events.write(written)  # after the CSV: the CSV is the record, events a view of it
+                self._write_events(self.events, written)
+
+    def _write_events(self, events: _LiveEvents, written: list[tuple[str, list[tuple[int, Any, float]]]]) -> None:
+        """After the CSV, which is the record: the event file is a view of it, whose failure (a full
+        disk) must not fail the run. The next flush starts a new file rather than append after a torn
+        record, which TensorBoard's reader would stop at; ``expq export tensorboard`` restores the rest."""
+        try:
+            events.write(written)
+        except OSError:
+            log.exception("could not write the TensorBoard events of %s; the CSV has every point", self.directory)
+            events.path = None
 
     def close(self) -> None:
         """Flush and stop the periodic flushing of this sink."""

@@ -197,3 +197,14 @@ def test_a_folder_holding_another_runs_export_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"expq: error: {out / 'run'} holds the export of another run")
     assert (out / "run" / STATE_FILE).read_text() == state
+
+
+def test_a_failing_event_file_fails_neither_the_run_nor_its_csv(tmp_path, caplog):
+    with expq.Experiment("blocked", root=tmp_path / "root", sources=False, capture_output=False,
+                         tensorboard=True) as exp:
+        (exp.path / "tensorboard").write_text("a file where the folder should be")
+        for step in range(5):
+            exp.log_scalar("loss", float(step))
+    assert expq.open(exp.path).load_scalar("loss")["value"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert "could not write the TensorBoard events" in caplog.text
+    assert (exp.path / "tensorboard").read_text() == "a file where the folder should be"
