@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from expq.queue.store import JobQueue
+
 FAST = ["--poll", "0.05", "--heartbeat", "0.2", "--grace", "2"]
 
 
@@ -23,6 +25,8 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, *args: str, slots: int = 1) -> subprocess.Popen[bytes]:
+        """Start a worker; the queue is created first, since a worker refuses a root without one."""
+        JobQueue(self.root).create()
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "ab")
         env = {**os.environ, "EXPQ_GPU_LOCK_DIR": str(self.tmp / "gpu-locks")}
         proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(self.root), "worker", "--gpus", "none",
