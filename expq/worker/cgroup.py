@@ -18,7 +18,7 @@ import errno
 import os
 from pathlib import Path
 
-__all__ = ["JobCgroups", "cgroup2_root"]
+__all__ = ["JobCgroups", "cgroup2_root", "pids", "kill", "remove"]
 
 _MOUNTS = "/proc/self/mounts"
 
@@ -104,7 +104,7 @@ def remove(path: Path) -> bool:
     except FileNotFoundError:
         return True
     except OSError as exc:
-        if exc.errno == errno.EBUSY:
+        if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
             return False
         raise
     return True

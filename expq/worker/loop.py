@@ -413,6 +413,7 @@ class Worker:
                 job.tree.signal(signal.SIGKILL)
         self._check_queue(now)
         self._dying_cgroups = [path for path in self._dying_cgroups if not cgroup.remove(path)]
+        self._dying_cgroups = list(dict.fromkeys(self._dying_cgroups))
         try:
             self._reap_orphans(now)
         except OSError as exc:  # a queue folder vanished or broke: logged by the queue check too
@@ -444,8 +445,11 @@ class Worker:
         run_dir = str(self.queue.paths.run(spec.run_dir).dir)
         root = cgroup2_root()
         group = root / f"expq-{lease.worker_id}" / f"job-{spec.id}-{lease.attempt.number}" if root else None
-        JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number,
-                cgroup=group if group is not None and group.is_dir() else None).signal(signal.SIGKILL)
+        if group is not None and not group.is_dir():
+            group = None
+        JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number, cgroup=group).signal(signal.SIGKILL)
+        if group is not None:  # the dead worker's folders go once empty (its own folder last)
+            self._dying_cgroups += [group, group.parent]
 
     def _write_worker_file(self) -> None:
         record = {"worker_id": self.who.worker_id, "host": self.who.host, "pid": self.who.pid,

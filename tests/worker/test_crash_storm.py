@@ -1,0 +1,64 @@
+"""The crash storm: workers SIGKILLed every 100 ms while they run a queue; every job ends done exactly
+once, none is left running, and no two executions of one job are ever alive at the same time.
+
+The suite runs 300 jobs on 4 workers; ``EXPQ_STORM_JOBS=1500 pytest tests/worker/test_crash_storm.py``
+is the longer version, on demand.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+
+from expq.queue.states import State
+
+JOBS = int(os.environ.get("EXPQ_STORM_JOBS", "300"))
+WORKERS = 4
+KILL_EVERY = 0.1
+
+# Each execution leaves a marker named by its pid while it runs, and reports any other live execution
+# of the same job it finds (a killed earlier attempt, dead or a zombie not yet reaped, does not count).
+JOB = r'''
+d="$1"; id="$EXPQ_JOB_ID"
+: > "$d/alive/$id.$$"
+for f in "$d/alive/$id".*; do
+  p="${{f##*.}}"
+  if [ "$p" != "$$" ] && grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status"; then echo "$id $p $$" >> "$d/double"; fi
+done
+sleep 0.05
+rm -f "$d/alive/$id.$$"
+'''
+
+
+def test_every_job_ends_done_exactly_once_under_sigkill_storm(cluster, wait_until):
+    marks = cluster.tmp / "marks"
+    (marks / "alive").mkdir(parents=True)
+    cluster.submit("--retries", "1000", "--sweep", f"i=range({JOBS})", "--", "sh", "-c", JOB, "job", str(marks))
+    options = ("--gpus", "none", "--slots", "2", "--lease-timeout", "2")
+    live = [cluster.worker(*options) for _ in range(WORKERS)]
+    rng = random.Random(7)
+    kills = 0
+    deadline = time.monotonic() + 600
+    queue = cluster.queue
+    while queue.counts()[State.DONE] < JOBS * 2 // 3 and time.monotonic() < deadline:
+        time.sleep(KILL_EVERY)
+        victim = live.pop(rng.randrange(len(live)))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        kills += 1
+        live.append(cluster.worker(*options))
+    wait_until(lambda: queue.counts()[State.DONE] == JOBS, timeout=300,
+               message=lambda: f"{queue.counts()} after {kills} kills")
+    for proc in live:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert kills > 10
+    counts = queue.counts()
+    assert counts[State.RUNNING] == 0 and counts[State.PENDING] == 0 and counts[State.FAILED] == 0
+    assert not (marks / "double").exists(), (marks / "double").read_text()
+    for job_id in queue.list_ids(State.DONE):
+        attempts = queue.paths.run(queue.get(job_id)[1].run_dir).attempts
+        outcomes = [json.loads(p.read_text())["outcome"] for p in attempts.glob("*.json")]
+        assert outcomes.count("done") == 1, (job_id, outcomes)
