@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from expq._fs import read_json_object
+from expq.contract import RESULT_JSON, STDERR_LOG, STDOUT_LOG
 from expq.errors import InputError, InsecureQueue
 from expq.executor.errors import JobError
 from expq.executor.payload import read_outcome
@@ -82,11 +83,11 @@ class Job(concurrent.futures.Future):
 
     def stdout(self) -> str:
         """What the job printed to stdout so far (every attempt), or ``""`` before it started."""
-        return _read_text(self.run_dir / "stdout.log")
+        return _read_text(self.run_dir / STDOUT_LOG)
 
     def stderr(self) -> str:
         """What the job wrote to stderr so far, with the worker's attempt headers."""
-        return _read_text(self.run_dir / "stderr.log")
+        return _read_text(self.run_dir / STDERR_LOG)
 
     # -- Future, kept in step with the queue ----------------------------------------------------
 
@@ -188,7 +189,7 @@ class Job(concurrent.futures.Future):
 
     def _outcome(self, state: State) -> tuple[Any, JobError | None]:
         """The return value, or the error ``result()`` raises, of a job that ended in ``state``."""
-        record = read_json_object(self.run_dir / "result.json") or {}
+        record = read_json_object(self.run_dir / RESULT_JSON) or {}
         reason = str(record.get("reason") or "")
         if state is State.CANCELLED:
             return None, JobError(self.id, state.value, reason or "cancelled")

@@ -84,3 +84,10 @@ def where_am_i(item: int) -> dict:
     """What a SLURM array worker's job sees: its array task and its GPU."""
     keys = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS")
     return {"item": item, "square": item * item, **{key: os.environ.get(key, "") for key in keys}}
+
+
+def log_then_fail() -> None:
+    import expq
+
+    expq.get_experiment().log_scalar("loss", 1.0)
+    raise ValueError("diverged")

@@ -92,6 +92,7 @@ def test_sweep_makes_each_point_the_jobs_config_seen_by_capture(root, workers, s
     assert [records[job.id]["name"] for job in jobs] == [f"lr={lr},seed={seed}" for lr, seed in points]
     assert [records[job.id]["config"] for job in jobs] == [{"lr": lr, "seed": seed} for lr, seed in points]
     assert (jobs[0].run_dir / "metrics").is_dir()  # the experiment API wrote into the job's run
+    assert json.loads((jobs[0].run_dir / "run.json").read_text())["state"] == "done"
 
 
 def test_cancel_kills_a_running_job_and_its_escaped_grandchild(root, workers, tmp_path, wait_until):
@@ -218,3 +219,13 @@ def test_attach_and_shutdown_cancelling_what_is_still_pending(root):
     assert all(job.cancelled() for job in earlier)  # the first executor's futures follow the queue
     with pytest.raises(JobError, match="was cancelled: cancelled by user"):
         earlier[0].result(timeout=RESULT_TIMEOUT)
+
+
+def test_the_experiment_a_failing_function_opened_records_the_failure(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.log_then_fail)
+    with pytest.raises(JobError, match="raised ValueError: diverged"):
+        job.result(timeout=RESULT_TIMEOUT)
+    run = json.loads((job.run_dir / "run.json").read_text())
+    assert (run["state"], run["job_id"], run["error"]) == ("failed", job.id, "ValueError: diverged")
+    assert (job.run_dir / "metrics").is_dir()
