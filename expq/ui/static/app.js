@@ -435,11 +435,14 @@ function experimentView(main, name) {
         high.push(view.band === "std" ? m + sd : Math.max(...v));
       }
       const colour = colours[i % colours.length];
-      const fill = colour + "33";
-      traces.push({ x: xs, y: high, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
-      traces.push({ x: xs, y: low, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: fill, hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
-      traces.push({ x: xs, y: mean, mode: xs.length <= 20 ? "lines+markers" : "lines", name: `${label} (${group.lines.length} runs)`, legendgroup: label, meta: "mean",
+      const few = xs.length <= 20; // a band between a few points is hardly visible: error bars instead
+      if (!few) {
+        traces.push({ x: xs, y: high, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
+        traces.push({ x: xs, y: low, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: colour + "33", hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
+      }
+      traces.push({ x: xs, y: mean, mode: few ? "lines+markers" : "lines", name: `${label} (${group.lines.length} runs)`, legendgroup: label, meta: "mean",
         line: { color: colour, width: 2, dash: DASHES[metricIndex % DASHES.length] },
+        error_y: few ? { type: "data", symmetric: false, array: high.map((h, j) => h - mean[j]), arrayminus: low.map((l, j) => mean[j] - l), color: colour } : undefined,
         hovertemplate: `${label}, mean of ${group.lines.length} runs<br>%{x}: %{y:.5g}<extra></extra>` });
     });
     return traces;
