@@ -8,15 +8,20 @@ import sys
 import pytest
 
 HEAVY = {"numpy", "matplotlib"}
+EXTRAS = {"starlette", "uvicorn", "plotly", "tensorboard", "tensorboardX", "mlflow", "cloudpickle", "selenium"}
 
 # module imported -> modules that must not be loaded by it
 FORBIDDEN = {
-    "expq": HEAVY | {"psutil", "yaml", "filelock", "expq.queue", "expq.worker", "expq.launcher", "expq.experiment"},
-    "expq.launcher.cli": HEAVY | {"psutil", "filelock", "expq.worker", "expq.experiment"},
+    "expq": HEAVY | EXTRAS | {"psutil", "yaml", "filelock", "expq.queue", "expq.worker", "expq.launcher", "expq.experiment"},
+    "expq.launcher.cli": HEAVY | EXTRAS | {"psutil", "filelock", "expq.worker", "expq.experiment"},
     "expq.queue.store": HEAVY | {"psutil", "expq.worker", "expq.launcher", "expq.experiment"},
     "expq.queue.claim": HEAVY | {"expq.worker", "expq.launcher", "expq.experiment"},
     "expq.worker.loop": HEAVY | {"expq.launcher", "expq.experiment"},
     "expq.experiment": HEAVY | {"expq.queue", "expq.worker", "expq.launcher"},
+    "expq.contract": HEAVY | {"yaml", "psutil", "filelock", "expq.queue", "expq.worker", "expq.launcher",
+                              "expq.experiment"},
+    "expq.config": HEAVY | {"yaml", "psutil", "filelock", "expq.queue", "expq.worker", "expq.launcher",
+                            "expq.experiment"},
 }
 
 

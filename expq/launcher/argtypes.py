@@ -11,6 +11,8 @@ import argparse
 import re
 from collections.abc import Callable
 
+from expq.contract import is_reserved_var
+
 __all__ = ["whole_number", "count", "positive_seconds", "parse_duration", "job_id", "state_name", "clean_text",
            "env_pair", "STATE_NAMES", "MAX_SECONDS"]
 
@@ -23,7 +25,6 @@ _DURATION = re.compile("".join(rf"(?:(?P<{u}>{_NUMBER}){u})?" for u in "wdhms"))
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_HINT = "expected seconds (90) or a duration such as 90s, 2h30m, 1d"
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_ENV = ("CUDA_VISIBLE_DEVICES",)
 
 
 def whole_number(low: int, high: int | None, expected: str) -> Callable[[str], int]:
@@ -104,7 +105,7 @@ def env_pair(text: str) -> tuple[str, str]:
     if not sep or not _ENV_KEY.fullmatch(key):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not KEY=VALUE with a KEY of letters, digits and _ (not starting with a digit)")
-    if key.startswith("EXPQ_") or key in _RESERVED_ENV:
+    if is_reserved_var(key):
         raise argparse.ArgumentTypeError(
             f"{text!r}: {key} is set by the worker for each job and cannot be overridden")
     problem = _text_problem(value)

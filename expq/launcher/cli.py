@@ -60,15 +60,15 @@ def _add_root(parser: argparse.ArgumentParser) -> None:
 
 def _register_builtin(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="counts per state and a table of jobs",
-                       description="Counts per state, then a table: the running jobs, the next 50 pending ones (in the "
-                                   "order they will run) and the 10 most recently finished.")
+                       description="Counts per state (of the matching jobs), then a table: the running jobs, the next 50 "
+                                   "pending ones (in the order they will run) and the 10 most recently finished.")
     p.add_argument("ids", nargs="*", type=job_id, metavar="ID", help="only these jobs")
     p.add_argument("--json", action="store_true", help="every matching job as JSON, one job per line (a stable format)")
     p.add_argument("--state", action="append", default=[], metavar="STATE", type=state_name,
                    help="only jobs in this state (repeatable): pending, running, done, failed, cancelled")
     p.add_argument("--experiment", metavar="NAME", help="only jobs of this experiment")
     p.add_argument("--all", action="store_true", help="every job, not only running, next and recent ones")
-    p.add_argument("--watch", nargs="?", const=2.0, type=positive_seconds, metavar="SECONDS",
+    p.add_argument("--watch", nargs="?", const=2.0, type=positive_seconds, metavar="DURATION",
                    help="redraw every SECONDS (default 2) until Ctrl-C")
     p.set_defaults(run=_run_status)
 
@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         sys.stderr.write("expq: error: a command is required (see 'expq --help')\n")
         return 2
-    from expq.queue.paths import resolve_root
+    from expq.contract import resolve_root
 
     args.root = resolve_root(args.root)
     run: Callable[[argparse.Namespace], int] = args.run

@@ -14,12 +14,12 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from expq.errors import InputError, NotFound
-from expq.launcher.argtypes import job_id, positive_seconds, whole_number
+from expq.launcher.argtypes import clean_text, count, env_pair, job_id, positive_seconds, whole_number
 from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ _PRIORITY = whole_number(-MAX_PRIORITY, MAX_PRIORITY, f"a whole number from -{MA
 __all__ = ["register", "run", "submit", "plan", "build_specs", "request_from_args", "Plan", "JobOptions",
            "SubmitRequest", "default_name"]
 
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_ENV = ("CUDA_VISIBLE_DEVICES",)
 # Programs that run a script: the script, not the program, names the job (`python train.py` -> train.py).
 _INTERPRETERS = re.compile(r"(python[0-9.]*|pypy[0-9.]*|bash|sh|zsh|dash|node|Rscript|julia|perl|ruby|env|"
                            r"nice|nohup|time|srun|mpirun|torchrun|deepspeed)")
@@ -45,59 +43,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         usage="expq submit [options] -- COMMAND [ARGS...]",
         description="Queue COMMAND, once or once per point of a --sweep. Placeholders {key} and {a.b} in "
                     "the command are filled from each job's config. Prints the new job ids, one per line.")
-    p.add_argument("--experiment", default="default", metavar="NAME",
+    p.add_argument("--experiment", default="default", metavar="NAME", type=clean_text,
                    help="the experiment the jobs belong to (default: default)")
-    p.add_argument("--name", metavar="NAME", help="run name (default: the sweep values, else the script name)")
+    p.add_argument("--name", metavar="NAME", type=clean_text, help="run name (default: the sweep values, else the script name)")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="YAML or JSON config file; repeatable, merged in order")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value (dotted key, YAML value); repeatable, applied after --config")
     p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="one job per value (or range(START,STOP[,STEP])); repeatable: the Cartesian product")
-    p.add_argument("--gpus", type=_count("--gpus"), default=0, metavar="N", help="GPUs each job needs (default 0)")
+    p.add_argument("--gpus", type=count("--gpus"), default=0, metavar="N", help="GPUs each job needs (default 0)")
     p.add_argument("--priority", type=_PRIORITY, default=0, metavar="P",
                    help=f"-{MAX_PRIORITY}..{MAX_PRIORITY}; higher runs first (default 0)")
-    p.add_argument("--retries", type=_count("--retries"), default=0, metavar="N",
+    p.add_argument("--retries", type=count("--retries"), default=0, metavar="N",
                    help="run a failed job again up to N times (default 0)")
-    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="SECONDS",
-                   help="kill a job running longer than this (default: no limit)")
+    p.add_argument("--timeout", type=positive_seconds, default=None, metavar="DURATION",
+                   help="kill a job running longer than this (90, 90s, 2h30m, 1d; default: no limit)")
     p.add_argument("--after", action="append", default=[], type=job_id, metavar="ID",
                    help="run only after job ID is done; cancelled if it fails (repeatable)")
-    p.add_argument("--env", action="append", default=[], type=_env_pair, metavar="KEY=VALUE",
+    p.add_argument("--env", action="append", default=[], type=env_pair, metavar="KEY=VALUE",
                    help="environment variable for the job (repeatable)")
     p.add_argument("--cwd", metavar="DIR", help="working directory of the job (default: the current one)")
     p.add_argument("--wait", action="store_true",
                    help="show progress until the jobs end; exit 1 if any failed or was cancelled")
     p.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
-
-
-# -- argparse types: each one names the bad value in one line ----------------------------------
-
-def _count(option: str) -> Callable[[str], int]:
-    """An argparse type for a count >= 0 (argparse names ``option`` in the message)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is negative; expected a whole number >= 0")
-        return value
-
-    return parse
-
-
-def _env_pair(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not _ENV_KEY.fullmatch(key):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not KEY=VALUE with a KEY of letters, digits and _ (not starting with a digit)")
-    if key.startswith("EXPQ_") or key in _RESERVED_ENV:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: {key} is set by the worker for each job and cannot be overridden")
-    return key, value
 
 
 # -- planning: everything checked, nothing written ----------------------------------------------

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 from expq.errors import ExpqError, InputError
-from expq.queue.ids import last_id
 from expq.queue.security import check_spec_owner
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -105,6 +104,8 @@ class Claimer:
         return None
 
     def _highest_id(self) -> int | None:
+        from expq.queue.ids import last_id  # lazily: filelock costs `expq status` 75 ms at start-up
+
         try:
             return last_id(self.queue.paths)
         except (OSError, ValueError, ExpqError):  # a damaged counter: unknown ids are then only waited on

@@ -1,23 +1,26 @@
 """The one place that knows where every file of the queue and of a run directory lives."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from expq.contract import (
+    ATTEMPTS_DIR,
+    CONFIG_YAML,
+    EXPERIMENTS_DIR,
+    JOB_JSON,
+    QUEUE_DIR,
+    RESULT_JSON,
+    RUN_ENV,
+    STDERR_LOG,
+    STDOUT_LOG,
+    resolve_root,
+)
 from expq.queue.spec import MAX_PRIORITY
 from expq.queue.states import State
 
-__all__ = ["QueuePaths", "RunPaths", "DEFAULT_ROOT", "resolve_root", "job_id_of", "claim_of"]
-
-DEFAULT_ROOT = "expq-root"
-
-
-def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """``--root``, else ``$EXPQ_ROOT``, else ``./expq-root``; always absolute."""
-    chosen = root if root is not None else os.environ.get("EXPQ_ROOT") or DEFAULT_ROOT
-    return Path(chosen).expanduser().absolute()
+__all__ = ["QueuePaths", "RunPaths", "resolve_root", "job_id_of", "claim_of"]
 
 
 def job_id_of(file_name: str) -> int:
@@ -61,11 +64,11 @@ class QueuePaths:
 
     @cached_property
     def queue(self) -> Path:
-        return self.root / "queue"
+        return self.root / QUEUE_DIR
 
     @cached_property
     def experiments(self) -> Path:
-        return self.root / "experiments"
+        return self.root / EXPERIMENTS_DIR
 
     def state_dir(self, state: State) -> Path:
         return self._state_dirs[state]
@@ -150,31 +153,31 @@ class RunPaths:
 
     @cached_property
     def job(self) -> Path:
-        return self.dir / "job.json"
+        return self.dir / JOB_JSON
 
     @cached_property
     def config(self) -> Path:
-        return self.dir / "config.yaml"
+        return self.dir / CONFIG_YAML
 
     @cached_property
     def env(self) -> Path:
-        return self.dir / "run.env"
+        return self.dir / RUN_ENV
 
     @cached_property
     def stdout(self) -> Path:
-        return self.dir / "stdout.log"
+        return self.dir / STDOUT_LOG
 
     @cached_property
     def stderr(self) -> Path:
-        return self.dir / "stderr.log"
+        return self.dir / STDERR_LOG
 
     @cached_property
     def result(self) -> Path:
-        return self.dir / "result.json"
+        return self.dir / RESULT_JSON
 
     @cached_property
     def attempts(self) -> Path:
-        return self.dir / "attempts"
+        return self.dir / ATTEMPTS_DIR
 
     def attempt(self, number: int) -> Path:
         return self.attempts / f"{number}.json"

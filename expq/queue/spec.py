@@ -8,9 +8,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from expq._fs import check_name
+from expq.contract import is_reserved_var
 from expq.errors import InputError
 
-__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir", "RESERVED_ENV", "RESERVED_ENV_PREFIX"]
+__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir"]
 
 SPEC_VERSION = 1
 MAX_PRIORITY = 9999
@@ -96,8 +97,6 @@ def expected_run_dir(job_id: int, experiment: str, name: str) -> str:
     return f"experiments/{experiment}/{job_id}-{name}"
 
 
-RESERVED_ENV_PREFIX = "EXPQ_"
-RESERVED_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -151,5 +150,5 @@ def _check_contract(data: dict[str, Any]) -> None:
     for key, value in data.get("env", {}).items():
         if not isinstance(value, str) or not _ENV_KEY.fullmatch(key) or "\0" in value:
             raise InputError(f"invalid job spec: bad environment variable {key!r}")
-        if key.startswith(RESERVED_ENV_PREFIX) or key in RESERVED_ENV:
+        if is_reserved_var(key):
             raise InputError(f"invalid job spec: environment variable {key} is set by the worker and cannot be overridden")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from expq.contract import ATTEMPT_VAR, RUN_DIR_VAR
 from expq.worker import cgroup
 
 __all__ = ["spawn", "ExitStatus", "reap", "JobTree", "process_started", "pid_alive"]
@@ -149,8 +150,8 @@ class JobTree:
 
     def _carries(self, proc: psutil.Process) -> bool:
         environ = proc.environ()
-        return environ.get("EXPQ_RUN_DIR") == self.run_dir and (
-            self.attempt is None or environ.get("EXPQ_ATTEMPT") == self.attempt)
+        return environ.get(RUN_DIR_VAR) == self.run_dir and (
+            self.attempt is None or environ.get(ATTEMPT_VAR) == self.attempt)
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to every process of the tree still alive (ESRCH tolerated: it just ended)."""

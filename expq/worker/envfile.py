@@ -9,6 +9,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from expq.contract import JobEnvironment
 from expq.queue.paths import RunPaths
 from expq.queue.spec import JobSpec
 
@@ -17,16 +18,8 @@ __all__ = ["job_environment", "env_file_text", "read_env_file"]
 
 def job_environment(spec: JobSpec, run: RunPaths, root: Path, attempt: int, gpus: tuple[str, ...]) -> dict[str, str]:
     """The variables expq injects: where the run lives, its config, its GPUs, then the job's ``--env``."""
-    env = {
-        "EXPQ_ROOT": str(root),
-        "EXPQ_JOB_ID": str(spec.id),
-        "EXPQ_ATTEMPT": str(attempt),
-        "EXPQ_RUN_DIR": str(run.dir),
-        "EXPQ_EXPERIMENT": spec.experiment,
-        "EXPQ_CONFIG": str(run.config),
-        "CUDA_VISIBLE_DEVICES": ",".join(gpus),
-        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
-    }
+    env = JobEnvironment(root=root, job_id=spec.id, attempt=attempt, run_dir=run.dir, experiment=spec.experiment,
+                         gpus=gpus, config=run.config).variables()
     env.update(spec.env)
     return env
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from expq.contract import GPUS_VAR
 from expq.errors import InputError
 
 __all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "default_lock_dir"]
@@ -40,7 +41,7 @@ def parse_gpus(option: str, environ: dict[str, str] | None = None) -> tuple[str,
 def detect_gpus(environ: dict[str, str]) -> tuple[str, ...]:
     """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` when set (as SLURM does), else what
     ``nvidia-smi`` lists, else none."""
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    visible = environ.get(GPUS_VAR)
     if visible is not None:
         return tuple(v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1")
     smi = shutil.which("nvidia-smi")

@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from expq._fs import DIR_MODE, FILE_MODE, write_file
+from expq.config import dump_config
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
 from expq.queue.lease import Lease, lease_is_mine, write_lease
 from expq.queue.paths import RunPaths
@@ -157,7 +156,7 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
             reservation: list[tuple[str, int]], base_env: dict[str, str]) -> int:
     if not run.config.exists():
         _link_spec(queue.paths.job_file(State.RUNNING, spec.id, claim=claim), run.job, spec)
-        write_file(run.config, yaml.dump(spec.config, Dumper=_DUMPER, sort_keys=False).encode())
+        write_file(run.config, dump_config(spec.config).encode())
     variables = job_environment(spec, run, queue.root, attempt.number, attempt.gpus)
     write_file(run.env, env_file_text(variables).encode())
     header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
@@ -180,9 +179,6 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
             os.close(err)
     finally:
         os.close(out)
-
-
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _link_spec(queue_file: Path, job_json: Path, spec: JobSpec) -> None:

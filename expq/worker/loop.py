@@ -33,8 +33,19 @@ from expq.worker import cgroup
 from expq.worker.cgroup import JobCgroups, cgroup2_root
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
 from expq.worker.gpus import GpuLocks, default_lock_dir
-from expq.worker.job import (ClaimLost, DiskFull, Identity, RunningJob, StartError, end_processes, fail_to_start,
-                             finish_job, is_disk_full, put_back, start_job)
+from expq.worker.job import (
+    ClaimLost,
+    DiskFull,
+    Identity,
+    RunningJob,
+    StartError,
+    end_processes,
+    fail_to_start,
+    finish_job,
+    is_disk_full,
+    put_back,
+    start_job,
+)
 from expq.worker.signals import SignalFlags
 
 __all__ = ["Worker", "WorkerOptions", "identity"]

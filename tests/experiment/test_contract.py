@@ -104,8 +104,6 @@ def test_the_job_config_means_the_same_to_every_reader(finished_job: tuple[Path,
     assert stored.config == want and stored.state == "done"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="expq/worker/job.py writes config.yaml with yaml.SafeDumper, which leaves "
-                                       "the string '1e-3' unquoted; it should use expq.config.dump_config")
 def test_a_string_that_looks_like_a_float_survives_the_worker(tmp_path: Path) -> None:
     (tmp_path / "job.py").write_text(JOB)
     root = tmp_path / "root"

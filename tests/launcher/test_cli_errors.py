@@ -65,7 +65,7 @@ SUBMIT_ERRORS = [
     (["--experiment", "a/b", "--", "echo"],
      "invalid experiment name 'a/b': must not contain '/', '\\', NUL or control characters"),
     (["--experiment", "a\0b", "--", "echo"],
-     "invalid experiment name 'a\\x00b': must not contain '/', '\\', NUL or control characters"),
+     "argument --experiment: 'a\\x00b' contains a NUL character (see 'expq submit --help')"),
     (["--experiment", "", "--", "echo"], "invalid experiment name '': must not be empty"),
     (["--experiment", "x" * 129, "--", "echo"],
      f"invalid experiment name {'x' * 20!r}...: longer than 128 characters"),
@@ -78,15 +78,16 @@ SUBMIT_ERRORS = [
     (["--after", "abc", "--", "echo"],
      "argument --after: 'abc' is not a job id (a positive number like 12) (see 'expq submit --help')"),
     (["--timeout", "-1", "--", "echo"],
-     "argument --timeout: '-1' is not a positive number of seconds (see 'expq submit --help')"),
+     "argument --timeout: '-1' is not a duration: expected seconds (90) or a duration such as 90s, 2h30m, 1d (see 'expq submit --help')"),
     (["--timeout", "0", "--", "echo"],
-     "argument --timeout: '0' is not a positive number of seconds (see 'expq submit --help')"),
+     "argument --timeout: '0' is out of range: expected a duration above 0 and at most 100 years "
+     "(see 'expq submit --help')"),
     (["--timeout", "nan", "--", "echo"],
-     "argument --timeout: 'nan' is not a positive number of seconds (see 'expq submit --help')"),
+     "argument --timeout: 'nan' is not a duration: expected seconds (90) or a duration such as 90s, 2h30m, 1d (see 'expq submit --help')"),
     (["--gpus", "-1", "--", "echo"],
-     "argument --gpus: '-1' is negative; expected a whole number >= 0 (see 'expq submit --help')"),
+     "argument --gpus: '-1' is not a whole number >= 0 for --gpus (see 'expq submit --help')"),
     (["--retries", "x", "--", "echo"],
-     "argument --retries: 'x' is not a whole number >= 0 (see 'expq submit --help')"),
+     "argument --retries: 'x' is not a whole number >= 0 for --retries (see 'expq submit --help')"),
     (["--priority", "10000", "--", "echo"],
      "argument --priority: '10000' is not a whole number from -9999 to 9999 (see 'expq submit --help')"),
     (["--env", "NOVALUE", "--", "echo"],
@@ -201,11 +202,11 @@ def test_commands_other_than_submit_need_an_existing_queue(tmp_path: Path, capsy
 def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "frobnicate") == (
         2, "", "expq: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'submit', 'status', "
-               "'show', 'cancel', 'retry', 'worker', 'logs', 'plot', 'slurm') (see 'expq --help')\n")
+               "'show', 'cancel', 'retry', 'worker', 'logs', 'plot', 'slurm', 'runs', 'ui', 'export', 'tensorboard') (see 'expq --help')\n")
     code, _, err = run(capsys, "status", "--state", "sleeping")
     assert code == 2 and err.count("\n") == 1 and "'sleeping' is not a state" in err
     code, _, err = run(capsys, "status", "--watch", "-1")
-    assert code == 2 and "'-1' is not a positive number of seconds" in err
+    assert code == 2 and "'-1' is not a duration" in err
     code, _, err = run(capsys)
     assert code == 2 and err.endswith("expq: error: a command is required (see 'expq --help')\n")
 
