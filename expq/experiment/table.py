@@ -200,10 +200,22 @@ def run_row(run: StoredRun, metrics: Callable[[StoredRun, str], tuple[float | No
     row["duration"] = float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None
     result = run.meta.get("result")
     row["result"] = result if isinstance(result, (int, float, str, bool)) or result is None else _short(result)
-    tags = run.meta.get("tags", job.get("tags"))
-    if isinstance(tags, list) and tags:
-        row["tags"] = [str(t) for t in tags]
+    tags = _tags(run)
+    if tags:
+        row["tags"] = tags
     return row
+
+
+def _tags(run: StoredRun) -> list[str]:
+    """Labels from the job's spec (``job.json``) and from run.json, as the exporters read them."""
+    from expq._fs import read_json_object
+    from expq.experiment.tree import JOB_JSON
+
+    found: dict[str, None] = {}
+    for source in ((read_json_object(run.path / JOB_JSON) or {}).get("tags"), run.meta.get("tags")):
+        if isinstance(source, list):
+            found.update((str(tag), None) for tag in source)
+    return list(found)
 
 
 def _short(value: Any) -> str:

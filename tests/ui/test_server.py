@@ -40,7 +40,8 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     good = root / "experiments" / "exp" / "good"
     (good / "metrics").mkdir(parents=True)
     (good / "files").mkdir()
-    (good / "run.json").write_text(json.dumps({"state": "done", "config": {"lr": 0.1}, "result": {"acc": 0.9}}))
+    (good / "run.json").write_text(json.dumps({"state": "done", "config": {"lr": 0.1}, "result": {"acc": 0.9},
+                                                "tags": ["baseline"]}))
     (good / "metrics" / "loss.csv").write_text("step,value,time\n0,1.0,1.0\n1,0.5,2.0\n2,nan,3.0\n")
     (good / "files" / "note.txt").write_text("hello")
     (good / "files" / "escape.txt").symlink_to(root.parent / "secret.txt")
@@ -127,6 +128,7 @@ def test_torn_and_foreign_files_read_as_missing(crafted_server: Server) -> None:
     assert "config.lr" not in rows["torn"]  # config.yaml is not YAML: no config shown
     assert rows["torn"]["loss.last"] == 1.5 and rows["torn"]["loss.best"] == 1.5  # garbage and torn lines skipped
     assert rows["good"]["loss.last"] is None and rows["good"]["loss.best"] == 0.5  # NaN is null in JSON
+    assert rows["good"]["tags"] == ["baseline"] and table["columns"][-2:] == ["result", "tags"]
     assert table["config_keys"] == ["config.lr", "config.depth"] and table["constant"] == {}
     status, run = _json(f"{crafted_server.base}/api/run?experiment=exp&run=torn")
     assert status == 200 and run["result"] is None and run["job"] is None and run["attempts"] == []
