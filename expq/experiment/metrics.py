@@ -32,7 +32,7 @@ from expq.experiment.tree import relative_name
 if TYPE_CHECKING:
     import numpy
 
-__all__ = ["MetricsSink", "read_scalar", "metric_path", "list_metrics", "tensorboard_wanted", "DEFAULT_INTERVAL",
+__all__ = ["MetricsSink", "read_scalar", "read_scalar_since", "metric_path", "list_metrics", "tensorboard_wanted", "DEFAULT_INTERVAL",
            "TENSORBOARD_DIR", "TENSORBOARD_VAR"]
 
 log = logging.getLogger(__name__)
@@ -286,6 +286,37 @@ def read_scalar(directory: Path, name: str) -> numpy.ndarray:
     if not lines:
         return np.zeros(0, dtype=dtype)
     return np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1)
+
+
+def read_scalar_since(directory: Path, name: str, offset: int) -> tuple[numpy.ndarray, int, int]:
+    """The points whose lines start at byte ``offset`` or later, and the byte range read.
+
+    Returns ``(points, start, end)``: ``end`` is the offset after the last complete line, to pass
+    next time, so a reader that comes back (an exporter on a live sweep) parses only what was
+    appended since. ``start`` is 0 rather than ``offset`` when the file is now shorter than
+    ``offset`` (it was replaced), and then every point is returned.
+
+    Raises:
+        NotFound: no metric of that name was logged in ``directory``.
+    """
+    import numpy as np
+
+    path = metric_path(directory, name)
+    try:
+        with open(path, "rb") as handle:
+            start = offset if offset <= os.fstat(handle.fileno()).st_size else 0
+            handle.seek(start)
+            data = handle.read()
+    except FileNotFoundError:
+        raise NotFound("metric", f"{name} (in {directory.parent})") from None
+    end = data.rfind(b"\n") + 1  # a line torn by a crash, or being written, is not a point yet
+    body = data[:end]
+    if start == 0:
+        body = body[body.find(b"\n") + 1:] if body.startswith(HEADER.encode()) else body
+    dtype = np.dtype([("step", "<i8"), ("value", "<f8"), ("time", "<f8")])
+    lines = body.decode().splitlines()
+    points = np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1) if lines else np.zeros(0, dtype=dtype)
+    return points, start, start + end
 
 
 def list_metrics(directory: Path) -> list[str]:

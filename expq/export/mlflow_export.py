@@ -2,7 +2,8 @@
 
 An expq run becomes an MLflow run of the MLflow experiment with the same name, tagged
 ``expq.run_id`` = ``<experiment>/<run>``; a re-export finds it by that tag and only adds what is
-missing: metric points beyond the number already stored (MLflow keeps them in logged order),
+missing: metric points beyond the number already stored (tag ``expq.points.<metric>``, sent in
+the same call as the points it counts; without it, the length of the metric's history),
 params not yet set (MLflow never changes a param), files not yet uploaded or changed in size.
 Params are the flattened config, metrics keep their steps and millisecond timestamps, tags say
 job id, state, host, git commit and expq tags; start, end and status follow the run.
@@ -29,9 +30,10 @@ from expq.export.source import FINAL_STATES, run_facts
 __all__ = ["export_mlflow", "MlflowExport", "prepare_tracking_uri", "RUN_ID_TAG"]
 
 RUN_ID_TAG = "expq.run_id"
+COUNT_TAG = "expq.points."  # + metric: how many of its points were exported (saves reading the history)
 FILE_STORE_VAR = "MLFLOW_ALLOW_FILE_STORE"
 _STATUS = {"done": "FINISHED", "failed": "FAILED", "crashed": "FAILED", "cancelled": "KILLED"}
-_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_BATCH = 999  # MLflow's limit is 1000 metrics and tags per log_batch call; one is the count tag
 _MAX_PARAM = 6000  # MLflow's limit on a param value's length
 _UNSAFE_KEY = re.compile(r"[^\w\-. /]")  # MLflow keys: alphanumerics, _ - . space /
 
@@ -200,27 +202,36 @@ def _export_run(client: Any, run: StoredRun, experiment: dict[str, Any], parent:
             new_params.append(Param(param_key, text))
         elif params[param_key] != text:
             report.param_conflicts.append(f"{key}: {param_key}")
-    metrics: list[Any] = []
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])  # tags may change: state
+    for start in range(0, len(new_params), 100):  # MLflow's limit of params per call
+        client.log_batch(run_id, params=new_params[start:start + 100])
+    stored_tags = existing.data.tags if existing is not None else {}
     for name in run.metrics:
         metric_key = _key(name)
         points = run.load_scalar(name)
         finite = [(int(s), float(v), float(t)) for s, v, t in points.tolist() if math.isfinite(v)]
         report.nonfinite += len(points) - len(finite)
-        done = len(client.get_metric_history(run_id, metric_key)) if existing is not None else 0
-        for step, value, moment in finite[done:]:
-            metrics.append(Metric(metric_key, value, int(round(moment * 1000)), step))
-    report.points += len(metrics)
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])  # tags may change: state
-    for start in range(0, len(new_params), 100):  # MLflow's limit of params per call
-        client.log_batch(run_id, params=new_params[start:start + 100])
-    for start in range(0, len(metrics), _BATCH):
-        client.log_batch(run_id, metrics=metrics[start:start + _BATCH])
+        done = _points_stored(client, run_id, metric_key, stored_tags) if existing is not None else 0
+        new = [Metric(metric_key, value, int(round(moment * 1000)), step) for step, value, moment in finite[done:]]
+        for start in range(0, len(new), _BATCH):
+            # The count travels in the same call as the points it counts (one transaction on a server).
+            count = RunTag(f"{COUNT_TAG}{metric_key}", str(done + start + len(new[start:start + _BATCH])))
+            client.log_batch(run_id, metrics=new[start:start + _BATCH], tags=[count])
+        report.points += len(new)
 
     report.artifacts += _upload_files(client, run, run_id)
     status = _STATUS.get(facts.state)
     if facts.state in FINAL_STATES and status:
         client.set_terminated(run_id, status, end_time=_ms(facts.ended))
     return str(run_id)
+
+
+def _points_stored(client: Any, run_id: str, key: str, tags: dict[str, str]) -> int:
+    """How many points of ``key`` the MLflow run holds: the count tag, else its metric history."""
+    text = tags.get(f"{COUNT_TAG}{key}", "")
+    if text.isdigit():
+        return int(text)
+    return len(client.get_metric_history(run_id, key))
 
 
 def _upload_files(client: Any, run: StoredRun, run_id: str) -> int:

@@ -23,7 +23,9 @@ from typing import Any
 
 from expq._fs import atomic_write, read_json_object
 from expq.errors import ExpqError, InputError
+from expq.experiment import tree
 from expq.experiment.config import flatten
+from expq.experiment.metrics import read_scalar_since
 from expq.experiment.reading import StoredRun
 from expq.export import events
 from expq.export.source import FAILED_STATES, FINAL_STATES, RunFacts, run_facts
@@ -110,7 +112,7 @@ def _plan(runs: Sequence[StoredRun], out: Path) -> list[tuple[StoredRun, Path]]:
 
 def _export_run(run: StoredRun, folder: Path) -> RunExport:
     state = read_json_object(folder / STATE_FILE) or {}
-    exported: dict[str, int] = dict(state.get("metrics") or {})
+    exported = _exported(folder, state)
     files: list[str] = list(state.get("files") or [])
     report = RunExport(run.name, folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -124,15 +126,16 @@ def _export_run(run: StoredRun, folder: Path) -> RunExport:
     if state.get("hparams") != digest:
         records.append(_session_start(hparams, start))
     for metric in run.metrics:
-        points = run.load_scalar(metric)
-        done = min(int(exported.get(metric, 0)), len(points))
-        new = points[done:]
+        done, offset = exported.get(metric, (0, 0))
+        new, start, end = read_scalar_since(run.path / tree.METRICS, metric, offset)
+        if start != offset:  # the file was replaced by a shorter one: skip what was exported of it
+            new = new[done:]
         if len(new):
             records.append(events.scalar_records(metric, new["step"], new["value"], new["time"]))
             report.points += len(new)
             report.nonfinite += int((~_finite(new["value"])).sum())
             report.metrics.append(metric)
-        exported[metric] = len(points)
+        exported[metric] = (done + len(new), end)
     ended = bool(state.get("ended"))
     if facts.state in FINAL_STATES and not ended:
         records.append(_session_end(facts))
@@ -154,6 +157,21 @@ def _export_run(run: StoredRun, folder: Path) -> RunExport:
               "metrics": exported, "files": files}
     atomic_write(folder / STATE_FILE, json.dumps(record, indent=1) + "\n")
     return report
+
+
+def _exported(folder: Path, state: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """metric -> (points exported, bytes of its CSV read) from the record.
+
+    Raises:
+        ExpqError: a record this version does not understand (an export is never guessed at twice).
+    """
+    found: dict[str, tuple[int, int]] = {}
+    for name, entry in (state.get("metrics") or {}).items():
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, int) for x in entry)):
+            raise ExpqError(f"{folder / STATE_FILE} is not a record of this expq version; "
+                            f"remove {folder} to export that run again")
+        found[name] = (entry[0], entry[1])
+    return found
 
 
 def _remove_leftovers(folder: Path, listed: set[str]) -> None:

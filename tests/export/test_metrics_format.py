@@ -27,3 +27,27 @@ def test_values_are_written_in_shortest_round_trip_form_and_read_back_exactly(tm
     expected = np.array([float(v) for v in VALUES])
     assert np.array_equal(read, expected, equal_nan=True)
     assert math.copysign(1, read[4]) == -1  # -0.0 kept its sign
+
+
+def test_read_scalar_since_returns_only_complete_lines_appended_since(tmp_path):
+    from expq.experiment.metrics import read_scalar_since
+
+    with expq.Experiment("since", root=tmp_path, sources=False, capture_output=False) as exp:
+        for value in (0.5, 1.5):
+            exp.log_scalar("m", value)
+    metrics = exp.path / "metrics"
+    points, start, end = read_scalar_since(metrics, "m", 0)
+    assert points["value"].tolist() == [0.5, 1.5] and start == 0
+    assert end == (metrics / "m.csv").stat().st_size
+    with open(metrics / "m.csv", "a") as handle:
+        handle.write("2,2.5,1700000000.000\n3,3.")  # the last line is still being written
+    points, start, end2 = read_scalar_since(metrics, "m", end)
+    assert points.tolist() == [(2, 2.5, 1700000000.0)] and start == end
+    with open(metrics / "m.csv", "a") as handle:
+        handle.write("5,1700000001.000\n")
+    points, _, end3 = read_scalar_since(metrics, "m", end2)
+    assert points.tolist() == [(3, 3.5, 1700000001.0)] and end3 == (metrics / "m.csv").stat().st_size
+    assert read_scalar_since(metrics, "m", end3)[0].size == 0
+    (metrics / "m.csv").write_text("step,value,time\n0,9.0,1.000\n")  # replaced by a shorter file
+    points, start, _ = read_scalar_since(metrics, "m", end3)
+    assert start == 0 and points.tolist() == [(0, 9.0, 1.0)]

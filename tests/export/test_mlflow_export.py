@@ -110,6 +110,8 @@ def test_a_running_experiment_exports_exactly_its_new_points_and_then_its_end(tm
     (mlflow_run,) = client.search_runs([client.get_experiment_by_name("growing").experiment_id])
     assert mlflow_run.info.status == "RUNNING"
     assert capsys.readouterr().out.startswith("1 MLflow runs created, 0 updated, 5 new metric points")
+    assert client.get_run(mlflow_run.info.run_id).data.tags["expq.points.loss"] == "5"
+    client.delete_tag(mlflow_run.info.run_id, "expq.points.loss")  # then the history is what counts
     for step in range(3):
         exp.log_scalar("loss", 0.01 * step)
     exp.close()
@@ -119,6 +121,7 @@ def test_a_running_experiment_exports_exactly_its_new_points_and_then_its_end(tm
     assert [m.value for m in history] == _loss_values(exp.path)
     ended = client.get_run(mlflow_run.info.run_id)
     assert ended.info.status == "FINISHED" and ended.info.end_time is not None
+    assert ended.data.tags["expq.points.loss"] == "8"
 
 
 def _loss_values(path: Path) -> list[float]:
