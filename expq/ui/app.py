@@ -72,6 +72,7 @@ def _int(value: str | None) -> int | None:
 def create_app(root: Path, token: str, read_only: bool = False, store: MetricStore | None = None) -> Starlette:
     """The application serving ``root``; ``token`` authorises actions unless ``read_only``."""
     store = store or MetricStore()
+    states = runs_data.RunStates()
     bundle = plotly_bundle()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
 
@@ -151,7 +152,7 @@ def create_app(root: Path, token: str, read_only: bool = False, store: MetricSto
             root, r.path_params["job"], r.query_params.get("stream", "stdout"), _int(r.query_params.get("offset"))))),
         Route("/api/jobs/{job:int}/cancel", action(queue_data.cancel_job), methods=["POST"]),
         Route("/api/jobs/{job:int}/retry", action(queue_data.retry_job), methods=["POST"]),
-        Route("/api/experiments", api(lambda r: runs_data.experiments(root))),
+        Route("/api/experiments", api(lambda r: runs_data.experiments(root, states))),
         Route("/api/experiments/{exp}/runs", api(lambda r: runs_data.runs_table(
             root, r.path_params["exp"], store, tuple(r.query_params.getlist("maximize"))))),
         Route("/api/experiments/{exp}/series", api(lambda r: runs_data.series(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from expq.queue.paths import RunPaths
 from expq.ui.paths import experiment_dir, run_dir
 from expq.ui.series import MetricStore, finite_or_none, last_point
 
-__all__ = ["experiments", "runs_table", "run_details", "series", "clean", "MAX_POINTS", "SUMMARY_BUDGET"]
+__all__ = ["RunStates", "experiments", "runs_table", "run_details", "series", "clean", "MAX_POINTS", "SUMMARY_BUDGET"]
 
 MAX_POINTS = 2000  # points per line sent to the browser; more cannot be told apart on a screen
 SUMMARY_BUDGET = 0.3  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
@@ -95,8 +96,43 @@ def _runs_below(run: StoredRun) -> list[_SafeRun]:
                   key=lambda r: natural_key(r.name))
 
 
-def experiments(root: Path) -> list[dict[str, Any]]:
-    """Every experiment with its run count and how many runs are in each state."""
+class RunStates:
+    """The state of each run directory, re-read only when its result or run file changed.
+
+    A finished run's ``result.json`` (or a by-hand run's ``run.json``) is final until it is
+    replaced, so the experiments list of a root with 100,000 runs costs one ``stat`` per run once
+    they have been read; running and unknown states are never kept (a pid may die meanwhile).
+    """
+
+    FINAL = frozenset({"done", "failed", "cancelled", "crashed"})
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, int, str]] = {}
+        self._lock = threading.Lock()
+
+    def state(self, run_dir: str) -> tuple[str | None, float | None]:
+        """The run's state and the time its record last changed; (None, None) for a directory that holds no run."""
+        for marker in (tree.RESULT_JSON, tree.RUN_JSON, tree.JOB_JSON):
+            try:
+                stat = os.stat(os.path.join(run_dir, marker))
+            except OSError:
+                continue
+            key = (stat.st_mtime_ns, stat.st_size)
+            with self._lock:
+                known = self._known.get(run_dir)
+            if known is not None and known[:2] == key:
+                return known[2], stat.st_mtime
+            state = _SafeRun(Path(run_dir), Path(run_dir).parent).state
+            if state in self.FINAL:
+                with self._lock:
+                    self._known[run_dir] = (*key, state)
+            return state, stat.st_mtime
+        return None, None
+
+
+def experiments(root: Path, states: RunStates | None = None) -> list[dict[str, Any]]:
+    """Every experiment with its run count, how many runs are in each state, and its latest change."""
+    states = states or RunStates()
     folder = root / tree.EXPERIMENTS
     try:
         names = [e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
@@ -104,20 +140,20 @@ def experiments(root: Path) -> list[dict[str, Any]]:
         return []
     out = []
     for name in sorted(names, key=natural_key):
-        runs = _runs(folder / name)
-        states: dict[str, int] = {}
-        for run in runs:
-            states[run.state] = states.get(run.state, 0) + 1
-        latest = max((t for r in runs if (t := _mtime(r.path)) is not None), default=None)
-        out.append({"name": name, "runs": len(runs), "states": states, "updated": latest})
+        counts: dict[str, int] = {}
+        latest: float | None = None
+        try:
+            entries = [e.path for e in os.scandir(folder / name) if not e.name.startswith(".") and e.is_dir()]
+        except OSError:
+            continue
+        for path in entries:
+            state, changed = states.state(path)
+            if state is None:
+                continue
+            counts[state] = counts.get(state, 0) + 1
+            latest = changed if latest is None or (changed is not None and changed > latest) else latest
+        out.append({"name": name, "runs": sum(counts.values()), "states": counts, "updated": latest})
     return out
-
-
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
 
 
 def runs_table(root: Path, experiment: str, store: MetricStore, maximize: tuple[str, ...] = (),
