@@ -42,8 +42,10 @@ class TensorBoardServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    def start(self, timeout: float = 60.0, echo: Callable[[str], None] | None = None) -> str:
-        """Start TensorBoard and return its URL once it listens; ``echo`` gets its later lines.
+    def start(self, timeout: float = 60.0, echo: Callable[[str], None] | None = None,
+              cancel: threading.Event | None = None) -> str | None:
+        """Start TensorBoard and return its URL once it listens (None if ``cancel`` was set first,
+        TensorBoard then stopped); ``echo`` gets its later lines.
 
         Raises:
             ExpqError: it exited or did not listen within ``timeout`` (with its last lines).
@@ -54,12 +56,14 @@ class TensorBoardServer:
         reader.start()
         deadline = time.monotonic() + timeout
         while not self._found.wait(0.1):
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                return None
             if self._process.poll() is not None or time.monotonic() > deadline:
                 reader.join(2)
                 self.stop()
                 last = " | ".join(line for line in self.output if line)[-400:]
                 raise ExpqError(f"TensorBoard did not start: {last or 'no output'}")
-        assert self.url is not None
         return self.url
 
     def _read(self, echo: Callable[[str], None] | None) -> None:

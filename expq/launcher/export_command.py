@@ -141,7 +141,9 @@ def _run_tensorboard(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = TensorBoardServer(logdir, args.host, args.port, args.reload)
     try:
-        url = server.start(echo=_echo)
+        url = server.start(echo=_echo, cancel=stop)
+        if url is None:  # Ctrl-C while it was starting
+            return 0
         _say(url)
         sys.stderr.write(f"expq: TensorBoard (pid {server.pid}) serves {logdir}; new points every "
                          f"{args.reload:g} s; Ctrl-C stops it\n")

@@ -208,3 +208,15 @@ def test_a_failing_event_file_fails_neither_the_run_nor_its_csv(tmp_path, caplog
     assert expq.open(exp.path).load_scalar("loss")["value"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert "could not write the TensorBoard events" in caplog.text
     assert (exp.path / "tensorboard").read_text() == "a file where the folder should be"
+
+
+def test_a_run_path_exports_that_run_and_its_nested_runs_only(sweep_root, tmp_path, capsys):
+    top = expq.open(sweep_root / "experiments" / "sweep").runs[0]
+    out = tmp_path / "tb"
+    assert main(["export", "tensorboard", str(top.path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"{sum(len(r.load_scalar(m)) for r in top.walk() for m in r.metrics)} "
+                                              "new points of 2 of 2 runs")
+    assert sorted(p.parent.relative_to(out).as_posix() for p in out.rglob(STATE_FILE)) == [
+        top.name, f"{top.name}/finetune"]
+    for run in top.walk():
+        _assert_same_points(_reader(out.joinpath(*run.name.split("/"))), run)
