@@ -33,6 +33,8 @@ from expq.export.source import FAILED_STATES, FINAL_STATES, RunFacts, run_facts
 __all__ = ["export_tensorboard", "TensorBoardExport", "RunExport", "STATE_FILE", "require_tensorboard"]
 
 STATE_FILE = ".expq-export.json"
+LOCK_FILE = ".expq-export.lock"
+LOCK_TIMEOUT = 120.0
 STATE_VERSION = 1
 _OURS = ".expq-"  # in the name of every event file this exporter writes
 
@@ -78,11 +80,22 @@ def export_tensorboard(runs: Sequence[StoredRun], out: Path) -> TensorBoardExpor
     Raises:
         InputError: ``out`` is a file or not writable, two runs would share a folder, or a
             folder already holds the export of another run.
-        ExpqError: TensorBoard is not installed (its protos describe the HParams data).
+        ExpqError: TensorBoard is not installed (its protos describe the HParams data), or
+            another export into ``out`` holds it for longer than ``LOCK_TIMEOUT``.
     """
     require_tensorboard()
-    plan = _plan(runs, out)
-    return TensorBoardExport(out, [_export_run(run, folder) for run, folder in plan])
+    from filelock import FileLock, Timeout
+
+    _plan(runs, out)  # check before anything is written, the lock file included; again under the lock
+    out.mkdir(parents=True, exist_ok=True)
+    # One export at a time per folder (`expq tensorboard` re-exports while a user may export by
+    # hand): two would both write the next event file and remove each other's as leftovers.
+    try:
+        with FileLock(os.fspath(out / LOCK_FILE), timeout=LOCK_TIMEOUT):
+            return TensorBoardExport(out, [_export_run(run, folder) for run, folder in _plan(runs, out)])
+    except Timeout:
+        raise ExpqError(f"another export into {out} has been running for {LOCK_TIMEOUT:g} s; "
+                        "try again when it ends") from None
 
 
 def _plan(runs: Sequence[StoredRun], out: Path) -> list[tuple[StoredRun, Path]]:

@@ -220,3 +220,18 @@ def test_a_run_path_exports_that_run_and_its_nested_runs_only(sweep_root, tmp_pa
         top.name, f"{top.name}/finetune"]
     for run in top.walk():
         _assert_same_points(_reader(out.joinpath(*run.name.split("/"))), run)
+
+
+def test_concurrent_exports_into_one_folder_write_every_point_once(sweep_root, tmp_path):
+    """`expq tensorboard` re-exports while a user exports by hand: the folder's lock serialises them."""
+    out = tmp_path / "tb"
+    procs = [subprocess.Popen([sys.executable, "-m", "expq", "--root", str(sweep_root), "export", "tensorboard",
+                               "sweep", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
+    runs = select_runs(["sweep"], sweep_root)
+    total = sum(len(run.load_scalar(m)) for run in runs for m in run.metrics)
+    assert sorted(int(out.split()[0]) for out, _ in outputs) == [0, 0, total]
+    for run in runs:
+        _assert_same_points(_reader(out.joinpath(*run.name.split("/"))), run)
