@@ -22,7 +22,7 @@ from expq._fs import check_name, slug
 from expq.errors import InputError
 from expq.executor.job import Job
 from expq.executor.options import job_options
-from expq.executor.payload import CALL_FILE, dump_call, make_run_dir, qualified_name, write_private
+from expq.executor.payload import CALL_FILE, dump_call, make_run_dir, qualified_name, submitter_path, write_private
 from expq.executor.watcher import Watcher, running_ids
 from expq.launcher.submit import Plan, build_specs
 from expq.queue.states import State
@@ -117,10 +117,11 @@ class Executor:
         if not calls:
             return []
         what = qualified_name(fn)
+        sys_path = submitter_path()
         blobs = []
         for number, (args, kwargs) in enumerate(calls):
             try:
-                blobs.append(dump_call(fn, args, kwargs))
+                blobs.append(dump_call(fn, args, kwargs, sys_path))
             except _PICKLE_ERRORS as exc:
                 which = f" (call {number + 1} of {len(calls)})" if len(calls) > 1 else ""
                 raise InputError(f"cannot queue {what}{which}: the function or an argument cannot be pickled: "
@@ -129,10 +130,13 @@ class Executor:
         command = [self.python, "-m", "expq.executor", what]
         plans = [Plan(check_name("run", name or fallback), command, config) for name, config in zip(names, configs)]
         specs = build_specs(self._queue.root, plans, self._options)
+        root = os.fspath(self._queue.root)  # strings, not Paths, in a loop that may run 10,000 times
+        for directory in {os.path.dirname(spec.run_dir) for spec in specs}:
+            os.makedirs(os.path.join(root, directory), exist_ok=True)
         for spec, blob in zip(specs, blobs):
-            run_dir = self._queue.root / spec.run_dir
+            run_dir = f"{root}/{spec.run_dir}"
             make_run_dir(run_dir)
-            write_private(run_dir / CALL_FILE, blob)
+            write_private(f"{run_dir}/{CALL_FILE}", blob)
         self._queue.enqueue(specs)
         jobs = [Job.queued(self._queue, spec, self._watcher) for spec in specs]
         self._watcher.add(jobs)

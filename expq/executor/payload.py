@@ -25,7 +25,8 @@ from typing import IO, Any
 from expq.errors import InsecureQueue
 
 __all__ = ["CALL_FILE", "OUTCOME_FILE", "Call", "Outcome", "dump_call", "read_call", "write_value",
-           "write_error", "read_outcome", "make_run_dir", "write_private", "check_trusted", "qualified_name"]
+           "write_error", "read_outcome", "make_run_dir", "write_private", "check_trusted", "qualified_name",
+           "submitter_path"]
 
 CALL_FILE = "call.pkl"
 OUTCOME_FILE = "outcome.pkl"
@@ -66,7 +67,13 @@ def qualified_name(obj: object) -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 
-def dump_call(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> bytes:
+def submitter_path() -> list[str]:
+    """This process's ``sys.path``, absolute, for the job to find the modules of functions sent by reference."""
+    return [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+
+
+def dump_call(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
+              sys_path: Sequence[str] = ()) -> bytes:
     """``call.pkl``'s bytes. Pickling happens here, before anything is written or queued.
 
     Raises:
@@ -75,20 +82,20 @@ def dump_call(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, 
     import cloudpickle  # the executor extra; only submitting and reading results need it
 
     buffer = io.BytesIO()
-    header = {"version": FORMAT, "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path]}
-    pickle.dump(header, buffer, protocol=_PROTOCOL)
+    pickle.dump({"version": FORMAT, "sys_path": list(sys_path)}, buffer, protocol=_PROTOCOL)
     cloudpickle.dump((fn, tuple(args), dict(kwargs)), buffer, protocol=_PROTOCOL)
     return buffer.getvalue()
 
 
-def make_run_dir(path: Path) -> None:
-    """Create a job's run directory owner-only, before the job is queued (its parents as usual)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def make_run_dir(path: str) -> None:
+    """Create a job's run directory owner-only, before the job is queued (its parent must exist).
+
+    The umask can only take bits away from 0700, so nobody else ever gets in.
+    """
     os.mkdir(path, 0o700)
-    os.chmod(path, 0o700)  # whatever the umask allowed
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: str, data: bytes) -> None:
     """Write a new owner-only file (``O_EXCL``: never through a link someone placed there)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(fd, "wb") as handle:
