@@ -185,13 +185,12 @@ def _export_run(client: Any, run: StoredRun, experiment: dict[str, Any], parent:
     existing = experiment["runs"].get(key)
     if existing is None:
         created = client.create_run(experiment["id"], start_time=_ms(facts.started), tags=tags, run_name=run.name)
-        run_id, params, restored = created.info.run_id, {}, False
+        run_id, params = created.info.run_id, {}
         experiment["runs"][key] = created
         report.created += 1
     else:
         run_id, params = existing.info.run_id, dict(existing.data.params)
-        restored = existing.info.lifecycle_stage == "deleted"
-        if restored:
+        if existing.info.lifecycle_stage == "deleted":
             client.restore_run(run_id)
         report.updated += 1
 

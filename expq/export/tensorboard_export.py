@@ -135,13 +135,12 @@ def _export_run(run: StoredRun, folder: Path) -> RunExport:
     records: list[bytes] = []
     hparams = _hparams(run.config)
     digest = json.dumps(hparams, sort_keys=True)
-    start = facts.started or time.time()
     if state.get("hparams") != digest:
-        records.append(_session_start(hparams, start))
+        records.append(_session_start(hparams, facts.started or time.time()))
     for metric in run.metrics:
         done, offset = exported.get(metric, (0, 0))
-        new, start, end = read_scalar_since(run.path / tree.METRICS, metric, offset)
-        if start != offset:  # the file was replaced by a shorter one: skip what was exported of it
+        new, read_from, end = read_scalar_since(run.path / tree.METRICS, metric, offset)
+        if read_from != offset:  # the file was replaced by a shorter one: skip what was exported of it
             new = new[done:]
         if len(new):
             records.append(events.scalar_records(metric, new["step"], new["value"], new["time"]))

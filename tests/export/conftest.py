@@ -1,6 +1,6 @@
 """A root filled by a real worker: a sweep whose jobs log metrics through the experiment API.
 
-The sweep root is built once per module (submitting and draining costs seconds) and only read
+The sweep root is built once per session (submitting and draining costs seconds) and only read
 by the tests; each test exports into its own ``tmp_path``.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def submit(root: Path, script: Path, *args: str) -> list[int]:
     return [int(line) for line in out.split()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sweep_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three finished jobs of experiment ``sweep`` (lr 0.1, 0.01, 0.001; the last logs NaN and inf), each
     with a nested run ``finetune``; the worker runs them with ``EXPQ_TENSORBOARD=1`` (live event files)."""
