@@ -25,10 +25,10 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
     from expq._fs import write_file
     from expq.queue.attempts import Attempt, Outcome
     from expq.queue.lease import Lease, write_lease
+    from expq.queue.result import Result
     from expq.queue.spec import JobSpec
     from expq.queue.states import State
     from expq.queue.store import JobQueue
-    from expq.worker.result import result_record
 
     queue = JobQueue(root).create()
     paths = queue.paths
@@ -60,7 +60,7 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
                         exit_code=0 if state is State.DONE else 1)
         run = paths.run(spec.run_dir)
         os.mkdir(run.dir)
-        write_file(run.result, json.dumps(result_record(job_id, state, ended, 50_000_000),
+        write_file(run.result, json.dumps(Result.of_attempt(job_id, state, ended, 50_000_000).to_dict(),
                                           separators=(",", ":")).encode(), exclusive=True)
     return {"done": done, "failed": failed, "cancelled": cancelled, "running": RUNNING, "pending": pending}
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Generic, NamedTuple, TypeVar
 
 from expq.errors import ExpqError, InputError
+from expq.queue.result import Result
 from expq.queue.security import check_spec_owner
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -150,6 +151,5 @@ class Claimer:
         self._forget(name)
         if self.queue.move(spec, State.PENDING, State.CANCELLED):
             what = "does not exist" if why == "unknown" else str(self.queue.state_of(dep))
-            self.queue.write_outcome(spec, {
-                "state": State.CANCELLED.value, "reason": f"dependency {dep} {what}",
-                "attempts": 0, "exit_code": None, "finished_at": time.time()})
+            self.queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, f"dependency {dep} {what}",
+                                                              0, time.time()))

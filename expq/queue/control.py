@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from expq._fs import FILE_MODE
 from expq.errors import InputError
-from expq.queue.attempts import reset_budget
+from expq.queue.attempts import read_attempts, reset_budget
+from expq.queue.result import Result
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
@@ -36,14 +37,20 @@ def cancel(queue: JobQueue, job_ids: Sequence[int]) -> dict[int, str]:
     outcome: dict[int, str] = {}
     for state, spec in _specs_in(queue, job_ids, {State.PENDING, State.RUNNING}, "cancel"):
         if state is State.PENDING and queue.move(spec, State.PENDING, State.CANCELLED):
-            queue.write_outcome(spec, {"state": State.CANCELLED.value, "reason": "cancelled by user",
-                                       "attempts": 0, "exit_code": None, "finished_at": time.time()})
+            queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, "cancelled by user",
+                                                         _attempts_so_far(queue, spec), time.time()))
             outcome[spec.id] = "cancelled"
         else:  # running, or it was claimed a moment ago: its worker acts on the request
             fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
             os.close(fd)
             outcome[spec.id] = "cancel requested"
     return outcome
+
+
+def _attempts_so_far(queue: JobQueue, spec: JobSpec) -> int:
+    """A requeued job cancelled while pending keeps the count of its earlier attempts."""
+    attempts = read_attempts(queue.paths.run(spec.run_dir))
+    return attempts[-1].number if attempts else 0
 
 
 def retry(queue: JobQueue, job_ids: Sequence[int]) -> list[int]:

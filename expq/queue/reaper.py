@@ -9,7 +9,6 @@ worker wrote ``result.json`` but died before moving it is finalised, not run aga
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from expq.errors import InputError
 from expq.queue.attempts import Outcome, failures, finish_attempt, read_attempts
 from expq.queue.lease import Lease
 from expq.queue.paths import claim_of, job_id_of
+from expq.queue.result import Result, read_result
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
@@ -122,17 +122,14 @@ def recover(queue: JobQueue, verdict: Verdict, kill: Callable[[JobSpec, Lease], 
     if not queue.move(spec, State.RUNNING, target, claim=verdict.claim):
         return None
     if target is State.FAILED:
-        queue.write_outcome(spec, {"state": State.FAILED.value, "reason": f"{verdict.reason}; no retries left",
-                                   "attempts": len(read_attempts(run)), "exit_code": None,
-                                   "finished_at": time.time()})
+        queue.write_outcome(spec, Result.without_run(spec.id, State.FAILED, f"{verdict.reason}; no retries left",
+                                                     len(read_attempts(run)), time.time()))
     return target
 
 
 def _finished_result(result_path: Path, attempt: int) -> State | None:
     """The final state recorded by the worker for ``attempt``, if it got that far."""
-    try:
-        result = json.loads(result_path.read_bytes())
-        state = State(result["state"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    result = read_result(result_path)
+    if result is None or result.state not in FINISHED or result.attempts != attempt:
         return None
-    return state if state in FINISHED and result.get("attempts") == attempt else None
+    return result.state

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import stat
@@ -19,6 +18,7 @@ from pathlib import Path
 from expq._fs import atomic_write, ensure_dir, sync_filesystem, write_file
 from expq.errors import InputError, InsecureQueue, NotFound
 from expq.queue.paths import QueuePaths, claim_of, job_id_of, resolve_root
+from expq.queue.result import Result, write_result
 from expq.queue.security import DIR_MODE, check_private_dir, private_problem
 from expq.queue.spec import JobSpec
 from expq.queue.states import State, check_transition
@@ -216,7 +216,7 @@ class JobQueue:
         reason_file = target.with_suffix(".reason") if target.suffix == ".json" else target.with_name(target.name + ".reason")
         atomic_write(reason_file, reason + "\n", durable=False)
 
-    def write_outcome(self, spec: JobSpec, record: dict[str, object]) -> None:
+    def write_outcome(self, spec: JobSpec, record: Result) -> None:
         """Write ``result.json`` of a job that ended without running (cancelled, dependency failed).
 
         The state change before it is the commit; this record only adds the reason, so a full disk
@@ -225,9 +225,9 @@ class JobQueue:
         run = self.paths.run(spec.run_dir)
         try:
             ensure_dir(run.dir)
-            atomic_write(run.result, json.dumps(record, separators=(",", ":")), durable=False)
+            write_result(run.result, record)
         except OSError as exc:
-            log.error("job %d is %s, but its reason could not be recorded: %s", spec.id, record["state"], exc)
+            log.error("job %d is %s, but its reason could not be recorded: %s", spec.id, record.state.value, exc)
 
     def check_ids_exist(self, job_ids: Iterable[int]) -> None:
         """Raises NotFound for the first id that is not a job of this queue."""

@@ -17,12 +17,12 @@ from expq.config import dump_config
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
 from expq.queue.lease import Lease, lease_is_mine, write_lease
 from expq.queue.paths import RunPaths
+from expq.queue.result import Result, write_result
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
 from expq.worker.child import ExitStatus, JobTree, spawn
 from expq.worker.envfile import env_file_text, job_environment
-from expq.worker.result import result_record, write_result
 
 __all__ = ["RunningJob", "Identity", "StartError", "ClaimLost", "DiskFull", "start_job", "fail_to_start",
            "put_back", "end_processes", "finish_job", "target_state", "is_disk_full"]
@@ -210,10 +210,9 @@ def fail_to_start(queue: JobQueue, spec: JobSpec, claim: str, reason: str, attem
     try:
         if attempt is not None:
             attempt = finish_attempt(run, attempt, outcome=Outcome.FAILED, finished_at=now, reason=reason)
-            write_result(run, result_record(spec.id, State.FAILED, attempt, 0))
+            write_result(run.result, Result.of_attempt(spec.id, State.FAILED, attempt, 0))
         else:
-            queue.write_outcome(spec, {"state": State.FAILED.value, "reason": reason, "attempts": 0,
-                                       "exit_code": None, "finished_at": now})
+            queue.write_outcome(spec, Result.without_run(spec.id, State.FAILED, reason, 0, now))
     except OSError as exc:
         log.error("job %d: could not record its failure (%s)", spec.id, exc)
     queue.move(spec, State.RUNNING, State.FAILED, claim=claim)
@@ -264,7 +263,7 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
                              signal=status.signal, reason=reason)
     target = target_state(job, outcome)
     if target is not State.PENDING:
-        write_result(job.run, result_record(job.spec.id, target, attempt, status.peak_rss_bytes))
+        write_result(job.run.result, Result.of_attempt(job.spec.id, target, attempt, status.peak_rss_bytes))
     if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None

@@ -79,7 +79,7 @@ def test_recover_finalises_a_job_whose_result_was_written(tmp_path):
     spec = _running_job(queue, retries=3)
     run = queue.paths.run(spec.run_dir)
     run.dir.mkdir(parents=True)
-    run.result.write_text(json.dumps({"state": "done", "attempts": 1}))
+    run.result.write_text(json.dumps({"job_id": 7, "state": "done", "attempts": 1}))
     write_lease(queue.paths, _lease(7, "dead", "here"))
     assert recover(queue, Verdict(7, _lease(7, "dead", "here"), "died")) is State.DONE
     assert read_attempts(run) == []
