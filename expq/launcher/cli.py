@@ -38,6 +38,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "expq.launcher.runs_command",
     "expq.launcher.ui_command",
     "expq.launcher.export_command",
+    "expq.launcher.gpus_command",
+    "expq.launcher.wait_command",
+    "expq.launcher.tags_command",
+    "expq.launcher.rm_command",
+    "expq.launcher.workers_command",
 )
 
 ROOT_HELP = "the expq root holding queue/ and experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
