@@ -32,8 +32,8 @@ from expq.experiment.tree import relative_name
 if TYPE_CHECKING:
     import numpy
 
-__all__ = ["MetricsSink", "read_scalar", "read_scalar_since", "metric_path", "list_metrics", "tensorboard_wanted", "DEFAULT_INTERVAL",
-           "TENSORBOARD_DIR", "TENSORBOARD_VAR"]
+__all__ = ["MetricsSink", "read_scalar", "read_scalar_since", "metric_path", "list_metrics", "tensorboard_wanted",
+           "DEFAULT_INTERVAL", "TENSORBOARD_DIR", "TENSORBOARD_VAR"]
 
 log = logging.getLogger(__name__)
 
@@ -272,20 +272,7 @@ def read_scalar(directory: Path, name: str) -> numpy.ndarray:
     Raises:
         NotFound: no metric of that name was logged in ``directory``.
     """
-    import numpy as np
-
-    path = metric_path(directory, name)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise NotFound("metric", f"{name} (in {directory.parent})") from None
-    lines = text.splitlines(keepends=True)[1:]
-    if lines and not lines[-1].endswith("\n"):
-        lines.pop()  # a line torn by a crash is not a point
-    dtype = np.dtype([("step", "<i8"), ("value", "<f8"), ("time", "<f8")])
-    if not lines:
-        return np.zeros(0, dtype=dtype)
-    return np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1)
+    return read_scalar_since(directory, name, 0)[0]
 
 
 def read_scalar_since(directory: Path, name: str, offset: int) -> tuple[numpy.ndarray, int, int]:
