@@ -97,6 +97,8 @@ def _text(value: Any) -> str | None:
 
 
 def _tags(*sources: Any) -> tuple[str, ...]:
+    # Lists under "tags" in job.json or run.json; tags kept beside the spec by `expq tag` (issue 14)
+    # are to be read here too once that file exists.
     found: dict[str, None] = {}
     for source in sources:
         if isinstance(source, (list, tuple)):

@@ -126,3 +126,16 @@ def test_a_running_experiment_exports_exactly_its_new_points_and_then_its_end(tm
 
 def _loss_values(path: Path) -> list[float]:
     return expq.open(path).load_scalar("loss")["value"].tolist()
+
+
+def test_a_failed_run_is_a_failed_mlflow_run(tmp_path, capsys):
+    root, store = tmp_path / "root", tmp_path / "mlruns"
+    with pytest.raises(RuntimeError), expq.Experiment("broken", root=root, sources=False,
+                                                      capture_output=False) as exp:
+        exp.log_scalar("loss", 1.0)
+        raise RuntimeError("diverged")
+    assert main(["--root", str(root), "export", "mlflow", "broken", "--tracking-uri", f"file:{store}"]) == 0
+    client = MlflowClient(tracking_uri=store.as_uri())
+    (mlflow_run,) = client.search_runs([client.get_experiment_by_name("broken").experiment_id])
+    assert mlflow_run.info.status == "FAILED" and mlflow_run.data.tags["expq.state"] == "failed"
+    assert mlflow_run.data.metrics == {"loss": 1.0}

@@ -235,3 +235,15 @@ def test_concurrent_exports_into_one_folder_write_every_point_once(sweep_root, t
     assert sorted(int(out.split()[0]) for out, _ in outputs) == [0, 0, total]
     for run in runs:
         _assert_same_points(_reader(out.joinpath(*run.name.split("/"))), run)
+
+
+def test_a_failed_run_ends_its_hparams_session_as_a_failure(tmp_path):
+    root = tmp_path / "root"
+    with pytest.raises(RuntimeError), expq.Experiment("broken", root=root, sources=False,
+                                                      capture_output=False) as exp:
+        exp.log_scalar("loss", 1.0)
+        raise RuntimeError("diverged")
+    out = tmp_path / "tb"
+    export_tensorboard(select_runs(["broken"], root), out)
+    _, end = _session(_reader(out / exp.path.name))
+    assert end.status == api_pb2.STATUS_FAILURE
