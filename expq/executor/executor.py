@@ -38,7 +38,7 @@ class Executor:
     """Submits functions as queued jobs; any worker serving ``root`` runs them.
 
     ``gpus`` is the number of GPUs each job needs; ``python`` the interpreter jobs run with
-    (default: this one). ``with Executor(...) as ex:`` waits for the jobs submitted in the block when
+    (default: this one); ``cwd`` their working directory (default: the current one, at submit). ``with Executor(...) as ex:`` waits for the jobs submitted in the block when
     it ends normally (not after an exception, nor with ``wait_on_exit=False``); the jobs stay queued
     either way.
 
@@ -49,8 +49,8 @@ class Executor:
     def __init__(self, root: str | os.PathLike[str] | None = None, experiment: str = "default", gpus: int = 0,
                  gpu_mem: int | str | None = None, retries: int = 0, timeout: float | None = None,
                  priority: int = 0, env: Mapping[str, str] | None = None, python: str | None = None,
-                 *, wait_on_exit: bool = True) -> None:
-        self._options = job_options(experiment, gpus, gpu_mem, retries, timeout, priority, env)
+                 *, cwd: str | os.PathLike[str] | None = None, wait_on_exit: bool = True) -> None:
+        self._options = job_options(experiment, gpus, gpu_mem, retries, timeout, priority, env, cwd)
         if python is not None and (not isinstance(python, str) or not python):
             raise InputError(f"invalid python={python!r}: expected the path of a Python interpreter")
         self.python = python or sys.executable

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from expq._fs import check_name
 from expq.contract import RESERVED_VARS
-from expq.errors import InputError
+from expq.errors import InputError, NotFound
 from expq.launcher.submit import JobOptions
 from expq.queue.spec import MAX_PRIORITY
 
@@ -44,7 +45,8 @@ def _env(env: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def job_options(experiment: str, gpus: int, gpu_mem: int | str | None, retries: int, timeout: float | None,
-                priority: int, env: Mapping[str, str] | None) -> JobOptions:
+                priority: int, env: Mapping[str, str] | None,
+                cwd: str | os.PathLike[str] | None = None) -> JobOptions:
     """The queue options shared by every job of one executor.
 
     Raises:
@@ -56,6 +58,10 @@ def job_options(experiment: str, gpus: int, gpu_mem: int | str | None, retries: 
     if not isinstance(priority, int) or isinstance(priority, bool) or abs(priority) > MAX_PRIORITY:
         raise InputError(f"invalid priority={priority!r}: expected a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
     options["priority"] = priority
+    if cwd is not None:
+        if not os.path.isdir(cwd):
+            raise NotFound("directory for cwd", cwd)
+        options["cwd"] = os.path.abspath(cwd)
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 or math.isinf(timeout):
             raise InputError(f"invalid timeout={timeout!r}: expected seconds > 0, or None for no limit")

@@ -58,7 +58,7 @@ def train(lr: float, seed: int) -> dict:
         return {"lr": lr, "seed": seed, "score": lr * 10 + seed, "extra": extra}
 
     exp.log_scalar("loss", lr)
-    return {**score(), "config": exp.config, "args": [lr, seed]}
+    return {**score(), "config": exp.config, "args": [lr, seed], "cwd": os.getcwd()}
 
 
 def sleep_with_grandchild(pid_file: str) -> None:

@@ -79,15 +79,17 @@ def test_map_runs_each_item_exactly_once_on_two_workers_and_keeps_input_order(ro
     assert len(hosts) == 2, "both workers should have taken jobs"
 
 
-def test_sweep_makes_each_point_the_jobs_config_seen_by_capture(root, workers, status):
+def test_sweep_makes_each_point_the_jobs_config_seen_by_capture(root, workers, status, tmp_path):
     workers.start(slots=2)
-    jobs = Executor(root=root, experiment="grid").sweep(fns.train, grid={"lr": [0.1, 0.2], "seed": range(2)})
+    # cwd: the experiment API snapshots the sources of the job's project, here a small folder
+    ex = Executor(root=root, experiment="grid", cwd=tmp_path)
+    jobs = ex.sweep(fns.train, grid={"lr": [0.1, 0.2], "seed": range(2)})
     results = [job.result(timeout=RESULT_TIMEOUT) for job in jobs]
     points = [(lr, seed) for lr in (0.1, 0.2) for seed in range(2)]
     assert [(r["lr"], r["seed"]) for r in results] == points
     assert [r["config"] for r in results] == [{"lr": lr, "seed": seed} for lr, seed in points]
     assert [r["args"] for r in results] == [[lr, seed] for lr, seed in points]
-    assert all(r["extra"] == "none" for r in results)
+    assert all(r["extra"] == "none" and r["cwd"] == str(tmp_path) for r in results)
     records = status(root)
     assert [records[job.id]["name"] for job in jobs] == [f"lr={lr},seed={seed}" for lr, seed in points]
     assert [records[job.id]["config"] for job in jobs] == [{"lr": lr, "seed": seed} for lr, seed in points]
@@ -173,6 +175,7 @@ def test_bad_calls_fail_before_anything_is_queued(root):
     ({"priority": 10**6}, "invalid priority"), ({"timeout": 0}, "invalid timeout=0"),
     ({"env": {"EXPQ_RUN_DIR": "x"}}, "cannot be overridden"), ({"env": {"A": 1}}, "values must be strings"),
     ({"experiment": "../up"}, "invalid experiment name"), ({"python": ""}, "invalid python"),
+    ({"cwd": "/no/such/dir"}, "no such directory for cwd: /no/such/dir"),
 ])
 def test_bad_options_are_refused_by_name(root, options, text):
     with pytest.raises(InputError, match=text):
@@ -221,9 +224,9 @@ def test_attach_and_shutdown_cancelling_what_is_still_pending(root):
         earlier[0].result(timeout=RESULT_TIMEOUT)
 
 
-def test_the_experiment_a_failing_function_opened_records_the_failure(root, workers):
+def test_the_experiment_a_failing_function_opened_records_the_failure(root, workers, tmp_path):
     workers.start()
-    job = Executor(root=root).submit(fns.log_then_fail)
+    job = Executor(root=root, cwd=tmp_path).submit(fns.log_then_fail)
     with pytest.raises(JobError, match="raised ValueError: diverged"):
         job.result(timeout=RESULT_TIMEOUT)
     run = json.loads((job.run_dir / "run.json").read_text())
