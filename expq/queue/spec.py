@@ -36,6 +36,11 @@ class JobSpec:
     after: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    # ``submit --skip-existing`` finds earlier jobs by this hash of experiment, command and config
+    fingerprint: str = ""
+    # config keys the command's placeholders read, and whether unread keys fail the job (``--strict``)
+    placeholders: tuple[str, ...] = ()
+    strict: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with the format version first."""
@@ -44,6 +49,7 @@ class JobSpec:
             data[name] = getattr(self, name)
         data["command"] = list(self.command)
         data["after"] = list(self.after)
+        data["placeholders"] = list(self.placeholders)
         return data
 
     def to_json(self) -> bytes:
@@ -73,6 +79,7 @@ class JobSpec:
         _check_types(data)
         data["command"] = tuple(data["command"])
         data["after"] = tuple(data.get("after", ()))
+        data["placeholders"] = tuple(data.get("placeholders", ()))
         _check_contract(data)
         return cls(**data)
 
@@ -107,17 +114,20 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "id": (int,), "experiment": (str,), "name": (str,), "command": (list, tuple), "run_dir": (str,),
     "cwd": (str,), "submitted_at": (int, float), "config": (dict,), "gpus": (int,), "priority": (int,),
     "retries": (int,), "timeout": (int, float, type(None)), "after": (list, tuple), "env": (dict,), "user": (str,),
+    "fingerprint": (str,), "placeholders": (list, tuple), "strict": (bool,),
 }
 
 
 def _check_types(data: dict[str, Any]) -> None:
     for key, value in data.items():
-        if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
+        if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and key != "strict"):
             raise InputError(f"invalid job spec: {key} has type {type(value).__name__}")
     if not data["command"] or not all(isinstance(a, str) for a in data["command"]):
         raise InputError("invalid job spec: command must be a non-empty list of strings")
     if not all(isinstance(a, int) and not isinstance(a, bool) for a in data.get("after", ())):
         raise InputError("invalid job spec: after must list job ids")
+    if not all(isinstance(k, str) for k in data.get("placeholders", ())):
+        raise InputError("invalid job spec: placeholders must list config keys")
 
 
 def _check_contract(data: dict[str, Any]) -> None:
