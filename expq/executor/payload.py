@@ -68,8 +68,19 @@ def qualified_name(obj: object) -> str:
 # -- writing ----------------------------------------------------------------------------------
 
 def submitter_path() -> list[str]:
-    """This process's ``sys.path``, absolute, for the job to find the modules of functions sent by reference."""
-    return [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    """The entries of this process's ``sys.path`` that hold the user's code (script folders,
+    ``PYTHONPATH``, project sources), absolute: what a job needs to import the modules of functions
+    sent by reference. The interpreter's own library and site-packages stay out, so a job run by
+    another interpreter (``python=``) never mixes in packages built for this one.
+    """
+    import site
+
+    installed = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        installed.add(site.USER_SITE)
+    roots = tuple(os.path.join(os.path.realpath(p), "") for p in installed)
+    entries = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+    return [p for p in entries if not os.path.join(os.path.realpath(p), "").startswith(roots)]
 
 
 def dump_call(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any],
@@ -108,28 +119,40 @@ def write_value(run_dir: Path, attempt: int | None, value: Any) -> None:
     Raises:
         Exception: whatever pickling the value raises (the temp file is removed first).
     """
-    import cloudpickle
+    pickler = _pickler()
 
     def payload(handle: IO[bytes]) -> None:
-        cloudpickle.dump(value, handle, protocol=_PROTOCOL)
+        pickler.dump(value, handle, protocol=_PROTOCOL)
 
     _write_outcome(run_dir, {"version": FORMAT, "attempt": attempt, "ok": True}, payload)
 
 
 def write_error(run_dir: Path, attempt: int | None, reason: str, exc_type: str = "", message: str = "",
                 traceback: str = "", exception: BaseException | None = None) -> None:
-    """Record why the call failed; the exception itself goes along when it can be pickled."""
-    import cloudpickle
+    """Record why the call failed; the exception itself goes along when it can be pickled.
 
+    Works without cloudpickle too: its absence on a node is one of the failures to report.
+    """
+    pickler = _pickler()
     pickled = b""
     if exception is not None:
         try:
-            pickled = cloudpickle.dumps(exception, protocol=_PROTOCOL)
+            pickled = pickler.dumps(exception, protocol=_PROTOCOL)
         except Exception:  # noqa: BLE001 - any error of a user's __reduce__: the header alone describes it
             pickled = b""
     header = {"version": FORMAT, "attempt": attempt, "ok": False, "reason": reason, "exc_type": exc_type,
               "message": message, "traceback": traceback}
     _write_outcome(run_dir, header, lambda handle: handle.write(pickled))
+
+
+def _pickler() -> Any:
+    """cloudpickle, else plain pickle: a job whose interpreter lacks cloudpickle can still run a
+    function sent by reference and return a plain value, and report its failures either way."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle
+    return cloudpickle
 
 
 def _write_outcome(run_dir: Path, header: dict[str, Any], payload: Callable[[IO[bytes]], object]) -> None:

@@ -8,12 +8,14 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import executor_jobfns as fns
 import numpy as np
 import psutil
 import pytest
 
+import expq
 from expq.errors import InputError, NotFound
 from expq.executor import Executor, Job, JobError
 
@@ -232,3 +234,19 @@ def test_the_experiment_a_failing_function_opened_records_the_failure(root, work
     run = json.loads((job.run_dir / "run.json").read_text())
     assert (run["state"], run["job_id"], run["error"]) == ("failed", job.id, "ValueError: diverged")
     assert (job.run_dir / "metrics").is_dir()
+
+
+def test_python_names_the_jobs_interpreter_and_a_missing_cloudpickle_is_the_reason(root, workers, tmp_path):
+    # An interpreter without site-packages stands for a node whose Python lacks the executor extra;
+    # the job runs in the repository, where `-m expq.executor` finds expq without site-packages.
+    python = tmp_path / "python-without-site"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    workers.start()
+    ex = Executor(root=root, python=str(python), cwd=Path(expq.__file__).parents[1])
+    by_reference, by_value = ex.submit(fns.add, 1, 2), ex.submit(lambda: 3)
+    assert by_reference.result(timeout=RESULT_TIMEOUT) == 3  # plain pickle is enough for it
+    with pytest.raises(JobError) as caught:
+        by_value.result(timeout=RESULT_TIMEOUT)
+    assert caught.value.reason == "cannot load the call: ModuleNotFoundError: No module named 'cloudpickle'"
+    assert by_value.spec.command[0] == str(python)
