@@ -15,20 +15,23 @@ import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from expq.errors import InputError, NotFound
-from expq.launcher.argtypes import clean_text, count, env_pair, job_id, positive_seconds, whole_number
+from expq.launcher.argtypes import clean_text, count, env_pair, positive_seconds, whole_number
+from expq.launcher.selectors import job_ids, tag
 from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
 
 if TYPE_CHECKING:
     from expq.queue.spec import JobSpec
+    from expq.queue.states import State
+    from expq.queue.store import JobQueue
 
 _PRIORITY = whole_number(-MAX_PRIORITY, MAX_PRIORITY, f"a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
 
-__all__ = ["register", "run", "submit", "plan", "build_specs", "request_from_args", "Plan", "JobOptions",
-           "SubmitRequest", "default_name"]
+__all__ = ["register", "run", "submit", "submit_all", "plan", "build_specs", "request_from_args", "Plan",
+           "JobOptions", "SubmitRequest", "Submitted", "default_name"]
 
 # Programs that run a script: the script, not the program, names the job (`python train.py` -> train.py).
 _INTERPRETERS = re.compile(r"(python[0-9.]*|pypy[0-9.]*|bash|sh|zsh|dash|node|Rscript|julia|perl|ruby|env|"
@@ -59,8 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run a failed job again up to N times (default 0)")
     p.add_argument("--timeout", type=positive_seconds, default=None, metavar="DURATION",
                    help="kill a job running longer than this (90, 90s, 2h30m, 1d; default: no limit)")
-    p.add_argument("--after", action="append", default=[], type=job_id, metavar="ID",
-                   help="run only after job ID is done; cancelled if it fails (repeatable)")
+    p.add_argument("--after", action="append", default=[], type=job_ids, metavar="IDS",
+                   help="run only after these jobs are done (12, 3,4,5 or 3-40); cancelled if one fails (repeatable)")
+    p.add_argument("--after-experiment", action="append", default=[], metavar="NAME", type=clean_text,
+                   help="run only after every job of experiment NAME queued so far is done (repeatable)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="queue only the jobs whose experiment, command and config match no pending, running or "
+                        "done job; the covering ids go to stderr")
+    p.add_argument("--strict", action="store_true",
+                   help="fail a job that used the experiment API but never read some of its config keys")
+    p.add_argument("--tag", action="append", default=[], type=tag, metavar="TAG",
+                   help="label the jobs (repeatable; see expq tag)")
     p.add_argument("--env", action="append", default=[], type=env_pair, metavar="KEY=VALUE",
                    help="environment variable for the job (repeatable)")
     p.add_argument("--cwd", metavar="DIR", help="working directory of the job (default: the current one)")
@@ -79,6 +91,7 @@ class Plan:
     name: str
     command: list[str]
     config: dict[str, Any]
+    placeholders: tuple[str, ...] = ()  # config keys the command's placeholders read
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,7 @@ class JobOptions:
     after: tuple[int, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,17 @@ class SubmitRequest:
     configs: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
     sweeps: tuple[str, ...] = ()
+    after_experiments: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit did: the new ids, and each skipped job with the id (and state) that covers it."""
+
+    ids: list[int]
+    skipped: list[tuple[Plan, int, State]] = field(default_factory=list)
 
 
 def default_name(argv: Sequence[str]) -> str:
@@ -154,13 +179,14 @@ def plan(request: SubmitRequest) -> list[Plan]:
     sweeps = [sweep.parse_sweep(item) for item in request.sweeps]
     points = sweep.expand(base, sweeps)
     commands = template.render_all(argv, [point_config for point_config, _ in points])
+    used = tuple(sorted(template.placeholders(argv)))
     fallback = default_name(argv) if not sweeps and request.name is None else ""
     plans = []
     for (point_config, values), command in zip(points, commands):
         name = sweep.run_name(values)
         if request.name is not None:
             name = f"{request.name}-{name}" if name else request.name
-        plans.append(Plan(check_name("run", name or fallback), command, point_config))
+        plans.append(Plan(check_name("run", name or fallback), command, point_config, used))
     return plans
 
 
@@ -173,6 +199,27 @@ def _login_name() -> str:
         return str(os.getuid())
 
 
+def check_options(queue: JobQueue, options: JobOptions) -> str:
+    """Check the options against the queue and the filesystem; returns the absolute cwd. Writes nothing.
+
+    Raises:
+        InputError: a bad experiment name. NotFound: ``--after`` a job that does not exist, or a
+            ``cwd`` that is not a directory.
+    """
+    from expq._fs import check_name
+
+    check_name("experiment", options.experiment)
+    cwd = os.path.abspath(options.cwd if options.cwd is not None else os.getcwd())
+    if not os.path.isdir(cwd):
+        raise NotFound("directory for --cwd", options.cwd)
+    after = tuple(dict.fromkeys(options.after))
+    if after:
+        if not queue.exists():
+            raise NotFound("job", after[0])
+        queue.check_ids_exist(after)
+    return cwd
+
+
 def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], options: JobOptions) -> list[JobSpec]:
     """Check the options against the queue, allocate one id per plan and return the specs, not yet queued.
 
@@ -183,21 +230,14 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
         InputError: a bad experiment name. NotFound: ``--after`` a job that does not exist, or a
             ``cwd`` that is not a directory.
     """
-    from expq._fs import check_name
+    from expq.queue.fingerprints import fingerprint
     from expq.queue.ids import allocate_ids
     from expq.queue.spec import JobSpec
     from expq.queue.store import JobQueue
 
-    check_name("experiment", options.experiment)
-    cwd = os.path.abspath(options.cwd if options.cwd is not None else os.getcwd())
-    if not os.path.isdir(cwd):
-        raise NotFound("directory for --cwd", options.cwd)
     queue = JobQueue(root)
+    cwd = check_options(queue, options)
     after = tuple(dict.fromkeys(options.after))
-    if after:
-        if not queue.exists():
-            raise NotFound("job", after[0])
-        queue.check_ids_exist(after)
     env = dict(options.env)
     user = _login_name()
     queue.create()
@@ -207,7 +247,9 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
     return [JobSpec(id=job, experiment=options.experiment, name=p.name, command=tuple(p.command),
                     run_dir=f"{prefix}{job}-{p.name}", cwd=cwd, submitted_at=now, config=p.config,
                     gpus=options.gpus, priority=options.priority, retries=options.retries,
-                    timeout=options.timeout, after=after, env=env, user=user)
+                    timeout=options.timeout, after=after, env=env, user=user,
+                    fingerprint=fingerprint(options.experiment, p.command, p.config), placeholders=p.placeholders,
+                    strict=options.strict)
             for job, p in zip(ids, plans)]
 
 
@@ -218,22 +260,97 @@ def submit(root: str | os.PathLike[str] | None, request: SubmitRequest) -> list[
         InputError: bad input (nothing written). NotFound: ``--after`` a job that does not exist,
             or a ``--cwd`` that is not a directory.
     """
+    return submit_all(root, request).ids
+
+
+def submit_all(root: str | os.PathLike[str] | None, request: SubmitRequest) -> Submitted:
+    """``submit`` that also reports the jobs ``skip_existing`` left out and the ids covering them.
+
+    Under the fingerprint index's lock: look up the earlier jobs, allocate ids, record the new
+    fingerprints, write the tags, enqueue. Concurrent submits of one sweep thus queue it once.
+
+    Raises:
+        InputError, NotFound: as ``submit``; also ``--after-experiment`` of an experiment without jobs.
+    """
+    from expq.queue import fingerprints
+    from expq.queue.labels import check_tag, update_labels
     from expq.queue.store import JobQueue
 
     plans = plan(request)
-    return JobQueue(root).enqueue(build_specs(root, plans, request.options))
+    for label in request.tags:
+        check_tag(label)
+    queue = JobQueue(root)
+    options = request.options
+    if request.after_experiments:
+        options = replace(options, after=(*options.after, *_experiment_jobs(queue, request.after_experiments)))
+    skipped: list[tuple[Plan, int, State]] = []
+    if not plans:
+        return Submitted([], skipped)
+    check_options(queue, options)  # before the lock, which creates the queue's folders
+    queue.create()
+    with fingerprints.locked(queue.paths):
+        if request.skip_existing:
+            plans, skipped = _skip_existing(queue, options.experiment, plans)
+        specs = build_specs(root, plans, options) if plans else []
+        fingerprints.record(queue.paths, [(spec.fingerprint, spec.id) for spec in specs])
+        for spec in specs if request.tags else ():
+            update_labels(queue.paths.run(spec.run_dir).dir, add=request.tags)
+        return Submitted(queue.enqueue(specs), skipped)
+
+
+def _experiment_jobs(queue: JobQueue, experiments: Sequence[str]) -> tuple[int, ...]:
+    from expq.queue.selection import jobs_of_experiment
+
+    ids: list[int] = []
+    for name in experiments:
+        found = jobs_of_experiment(queue, name) if queue.exists() else {}
+        if not found:
+            raise NotFound("experiment with queued jobs", name)
+        ids += found
+    return tuple(ids)
+
+
+def _skip_existing(queue: JobQueue, experiment: str, plans: Sequence[Plan]
+                   ) -> tuple[list[Plan], list[tuple[Plan, int, State]]]:
+    """Split the plans into those to queue and those covered by a pending, running or done job with
+    the same fingerprint (the newest such job covers it). Costs one readlink per plan plus a stat
+    per id found: never a read of the queue's specs."""
+    from expq.queue.fingerprints import fingerprint, lookup
+    from expq.queue.states import State
+
+    prints = [fingerprint(experiment, p.command, p.config) for p in plans]
+    recorded = lookup(queue.paths, prints)
+    where = queue.locate_many({job for ids in recorded.values() for job in ids}) if recorded else {}
+    keep: list[Plan] = []
+    skipped: list[tuple[Plan, int, State]] = []
+    for p, fp in zip(plans, prints):
+        live = [(job, where[job][0]) for job in recorded.get(fp, ())
+                if job in where and where[job][0] in (State.PENDING, State.RUNNING, State.DONE)]
+        if live:
+            skipped.append((p, *live[-1]))
+        else:
+            keep.append(p)
+    return keep, skipped
 
 
 def request_from_args(args: argparse.Namespace) -> SubmitRequest:
     """The one place that reads ``expq submit``'s argparse attributes."""
+    after = tuple(dict.fromkeys(job for ids in args.after for job in ids))
     options = JobOptions(experiment=args.experiment, gpus=args.gpus, priority=args.priority, retries=args.retries,
-                         timeout=args.timeout, after=tuple(args.after), env=dict(args.env), cwd=args.cwd)
+                         timeout=args.timeout, after=after, env=dict(args.env), cwd=args.cwd, strict=args.strict)
     return SubmitRequest(command=tuple(args.command), options=options, name=args.name, configs=tuple(args.config),
-                         sets=tuple(args.set), sweeps=tuple(args.sweep))
+                         sets=tuple(args.set), sweeps=tuple(args.sweep),
+                         after_experiments=tuple(args.after_experiment), tags=tuple(args.tag),
+                         skip_existing=args.skip_existing)
 
 
 def run(args: argparse.Namespace) -> int:
-    ids = submit(args.root, request_from_args(args))
+    done = submit_all(args.root, request_from_args(args))
+    ids = done.ids
+    if done.skipped:
+        sys.stderr.write("".join(f"expq: skipped {p.name}: covered by job {job} ({state.value})\n"
+                                 for p, job, state in done.skipped))
+        sys.stderr.flush()
     sys.stdout.write("".join(f"{job}\n" for job in ids))
     sys.stdout.flush()
     if not args.wait:
