@@ -91,3 +91,12 @@ def log_then_fail() -> None:
 
     expq.get_experiment().log_scalar("loss", 1.0)
     raise ValueError("diverged")
+
+
+def wait_for_file(path: str, started: str) -> str:
+    """Say it started, then wait (bounded) until ``path`` exists."""
+    Path(started).touch()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return "released"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -250,3 +251,20 @@ def test_python_names_the_jobs_interpreter_and_a_missing_cloudpickle_is_the_reas
         by_value.result(timeout=RESULT_TIMEOUT)
     assert caught.value.reason == "cannot load the call: ModuleNotFoundError: No module named 'cloudpickle'"
     assert by_value.spec.command[0] == str(python)
+
+
+def test_a_job_lost_with_its_worker_fails_with_the_reapers_reason(root, workers, tmp_path, wait_until):
+    started, release = tmp_path / "started", tmp_path / "release"
+    doomed = workers.start()
+    job = Executor(root=root).submit(fns.wait_for_file, str(release), str(started))
+    wait_until(started.exists, timeout=RESULT_TIMEOUT, message="the job never started")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    workers.start()  # finds the dead worker's job on this host and, without retries, fails it
+    try:
+        with pytest.raises(JobError) as caught:
+            job.result(timeout=RESULT_TIMEOUT)
+    finally:
+        release.touch()  # whatever of the lost attempt still runs may end
+    assert caught.value.state == "failed" and caught.value.traceback == ""
+    assert "worker" in caught.value.reason and "raised" not in caught.value.reason, caught.value.reason
