@@ -271,7 +271,7 @@ async function experimentsView(main) {
     const list = await getJSON("/api/experiments");
     put(body, ...list.map((e) => el("tr", { "data-experiment": e.name },
       el("td", {}, el("a", { href: `/experiments/${encodeURIComponent(e.name)}` }, e.name)), el("td", { class: "num", text: e.runs }),
-      el("td", {}, Object.entries(e.states).flatMap(([s, n]) => [el("span", { class: "badge " + s, text: `${n} ${s}` }), " "])),
+      el("td", {}, Object.entries(e.states).flatMap(([s, n]) => [el("span", { class: "badge " + (s.includes(" ") ? "unknown" : s), text: `${n} ${s}` }), " "])),
       el("td", { text: fmtTime(e.updated) }))));
     if (!list.length) body.append(el("tr", {}, el("td", { colspan: 4, class: "muted", text: "no experiments yet" })));
   });
