@@ -207,12 +207,13 @@ def run_row(run: StoredRun, metrics: Callable[[StoredRun, str], tuple[float | No
 
 
 def _tags(run: StoredRun) -> list[str]:
-    """Labels from the job's spec (``job.json``) and from run.json, as the exporters read them."""
+    """Labels from the job's spec (``job.json``), run.json and ``expq tag`` (``labels.json``)."""
     from expq._fs import read_json_object
-    from expq.experiment.tree import JOB_JSON
+    from expq.experiment.tree import JOB_JSON, LABELS_JSON
 
     found: dict[str, None] = {}
-    for source in ((read_json_object(run.path / JOB_JSON) or {}).get("tags"), run.meta.get("tags")):
+    for source in ((read_json_object(run.path / JOB_JSON) or {}).get("tags"), run.meta.get("tags"),
+                   (read_json_object(run.path / LABELS_JSON) or {}).get("tags")):
         if isinstance(source, list):
             found.update((str(tag), None) for tag in source)
     return list(found)

@@ -26,7 +26,7 @@ from expq.errors import InputError
 
 __all__ = [
     "RUN_JSON", "RUN_LOG", "STDOUT_LOG", "STDERR_LOG", "FILES", "METRICS", "SOURCES", "RUNS",
-    "JOB_JSON", "JOB_CONFIG", "RESULT_JSON", "EXPERIMENTS", "make_unique_dir", "timestamp_name",
+    "JOB_JSON", "JOB_CONFIG", "RESULT_JSON", "LABELS_JSON", "EXPERIMENTS", "make_unique_dir", "timestamp_name",
     "relative_name", "is_run_dir",
 ]
 
@@ -44,6 +44,7 @@ EXPERIMENTS = contract.EXPERIMENTS_DIR
 JOB_JSON = contract.JOB_JSON
 JOB_CONFIG = contract.CONFIG_YAML
 RESULT_JSON = contract.RESULT_JSON
+LABELS_JSON = "labels.json"  # tags and note of a queued job (written by expq.queue.labels, which has the same name)
 
 _MAX_TRIES = 10_000
 

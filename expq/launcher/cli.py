@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from expq.errors import ExpqError, InputError
 from expq.launcher.argtypes import job_id, positive_seconds, state_name, whole_number
+from expq.launcher.selectors import tag
 
 if TYPE_CHECKING:
     from expq.queue.store import JobQueue
@@ -72,6 +73,7 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state", action="append", default=[], metavar="STATE", type=state_name,
                    help="only jobs in this state (repeatable): pending, running, done, failed, cancelled")
     p.add_argument("--experiment", metavar="NAME", help="only jobs of this experiment")
+    p.add_argument("--tag", metavar="TAG", type=tag, help="only jobs with this tag (see expq tag)")
     p.add_argument("--all", action="store_true", help="every job, not only running, next and recent ones")
     p.add_argument("--watch", nargs="?", const=2.0, type=positive_seconds, metavar="DURATION",
                    help="redraw every SECONDS (default 2) until Ctrl-C")
@@ -122,7 +124,7 @@ def _run_status(args: argparse.Namespace) -> int:
         raise InputError("--watch cannot be combined with --json")
     queue = _open_queue(args)
     query = report.Query(ids=tuple(args.ids), states=tuple(args.state), experiment=args.experiment,
-                         everything=args.all or args.json)
+                         everything=args.all or args.json, tag=args.tag)
     if args.json:
         snapshot = report.collect(queue, query)
         _write(render.status_json(snapshot.counts, snapshot.jobs))

@@ -24,6 +24,7 @@ from typing import Any
 from expq.errors import InputError, NotFound
 from expq.launcher.run_files import may_have_attempts, read_json, read_result, read_run_attempts, read_run_lease
 from expq.queue.claim import dependency_block
+from expq.queue.labels import read_labels, tagged_run_dirs
 from expq.queue.paths import RunPaths, job_id_of
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
@@ -49,11 +50,12 @@ class Query:
     states: tuple[str, ...] = ()
     experiment: str | None = None
     everything: bool = False
+    tag: str | None = None
 
     @property
     def filtered(self) -> bool:
         """True when only some jobs match, so the counts are of those jobs, not of the queue."""
-        return bool(self.ids or self.states or self.experiment is not None)
+        return bool(self.ids or self.states or self.experiment is not None or self.tag is not None)
 
 
 @dataclass
@@ -118,7 +120,10 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
         "elapsed": None, "host": None, "priority": spec.priority, "after": list(spec.after),
         "retries": spec.retries, "timeout": spec.timeout, "slurm_job": None, "cwd": spec.cwd, "user": spec.user,
         "queue_position": position if state is State.PENDING else None,
+        "tags": [], "note": "", "warnings": [],
     }
+    labels = read_labels(run.dir)
+    rec["tags"], rec["note"] = list(labels.tags), labels.note
     problems: list[str] = []
     if state is State.PENDING:
         attempts = read_run_attempts(run, problems) if may_have_attempts(run, problems) else []
@@ -156,6 +161,11 @@ def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
         value = result.get(key)
         if isinstance(value, kinds) and not isinstance(value, bool) and value != "":
             rec[key] = value  # a value of another type (a foreign or damaged file) is left out
+    warnings = result.get("warnings")
+    if isinstance(warnings, list):
+        rec["warnings"] = [w for w in warnings if isinstance(w, str)]
+        if not rec["reason"] and rec["warnings"]:  # a done job has no reason: its warnings take the column
+            rec["reason"] = "; ".join(rec["warnings"])
     if rec["duration"] is None and rec["started_at"] is not None and rec["finished_at"] is not None:
         rec["duration"] = max(0.0, rec["finished_at"] - rec["started_at"])
     rec["elapsed"] = rec["duration"]
@@ -257,6 +267,10 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
     now = time.time() if now is None else now
     listing = {state: queue.list_names(state) for state in State}
     queue_counts = {state.value: len(names) for state, names in listing.items()}
+    schedule = listing[State.PENDING]
+    if query.tag is not None:  # only the tagged jobs: the rest of the view works on their listing
+        tagged = tagged_run_dirs(queue.paths.experiments, query.tag)
+        listing = {state: [n for n in names if _job_id(n) in tagged] for state, names in listing.items()}
     wanted = [State(s) for s in query.states] if query.states else list(State)
     hidden = 0
     if query.ids:
@@ -281,7 +295,7 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
             chosen = _default_view(queue, listing)
             hidden = len(matching) - len(chosen)
     workers = Workers(queue, now)
-    positions = ({n: i for i, n in enumerate(listing[State.PENDING], 1)}
+    positions = ({n: i for i, n in enumerate(schedule, 1)}
                  if any(s is State.PENDING for s, _ in chosen) else {})
     jobs = []
     for state, name in chosen:
