@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from expq.errors import InputError
 
-__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "MAX_NAME",
+__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_private_dir", "MAX_NAME",
            "FILE_MODE", "DIR_MODE"]
 
 MAX_NAME = 128
@@ -130,6 +130,36 @@ def slug(text: str, limit: int = 80) -> str:
     """Turn free text (sweep values, a command) into a readable, safe path component."""
     cleaned = _SLUG_UNSAFE.sub("_", text).strip("._") or "run"
     return cleaned[:limit]
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its parent) owner-only, whatever the umask, or accept folders that only this
+    user can have made: real directories, owned by this user, writable by nobody else. A symlink or
+    another user's folder planted in the tree is refused, never followed.
+
+    Raises:
+        InputError: naming the unsafe folder and what is wrong with it. OSError: the disk.
+    """
+    import stat
+
+    for folder in (path.parent, path):
+        try:
+            os.mkdir(folder, DIR_MODE)
+            continue
+        except FileExistsError:
+            pass
+        info = os.lstat(folder)
+        if stat.S_ISLNK(info.st_mode):
+            problem = "a symbolic link"
+        elif not stat.S_ISDIR(info.st_mode):
+            problem = "not a directory"
+        elif info.st_uid != os.geteuid():
+            problem = f"owned by uid {info.st_uid}"
+        elif info.st_mode & 0o022:
+            problem = f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+        else:
+            continue
+        raise InputError(f"run directory {folder} was not made by expq ({problem}); refusing to use it")
 
 
 def ensure_dir(path: Path) -> Path:

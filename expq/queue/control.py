@@ -10,22 +10,32 @@ import time
 from collections.abc import Sequence
 
 from expq._fs import FILE_MODE
-from expq.errors import InputError
+from expq.errors import InputError, NotFound
 from expq.queue.attempts import read_attempts, reset_budget
 from expq.queue.result import Result
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
-from expq.queue.store import JobQueue
+from expq.queue.store import JobQueue, read_spec
 
 __all__ = ["cancel", "retry"]
 
 
 def _specs_in(queue: JobQueue, job_ids: Sequence[int], allowed: set[State], verb: str) -> list[tuple[State, JobSpec]]:
-    found = [queue.get(job_id) for job_id in job_ids]  # NotFound before any change
-    for job_id, (state, _) in zip(job_ids, found):
-        if state not in allowed:
+    """Every job's state and spec, found with one listing for all ids; NotFound or InputError before
+    any change."""
+    located = queue.locate_many(job_ids)
+    found = []
+    for job_id in job_ids:
+        if job_id not in located:
+            raise NotFound("job", job_id)
+        state, path = located[job_id]
+        try:
+            found.append((state, read_spec(path)))
+        except (FileNotFoundError, InputError):  # moved meanwhile, or damaged: look at it alone
+            found.append(queue.get(job_id))
+        if found[-1][0] not in allowed:
             wanted = " or ".join(sorted(s.value for s in allowed))
-            raise InputError(f"cannot {verb} job {job_id}: it is {state.value} (only {wanted} jobs can be)")
+            raise InputError(f"cannot {verb} job {job_id}: it is {found[-1][0].value} (only {wanted} jobs can be)")
     return found
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from expq._fs import atomic_write, ensure_dir, sync_filesystem, write_file
+from expq._fs import atomic_write, ensure_dir, make_private_dir, sync_filesystem, write_file
 from expq.errors import InputError, InsecureQueue, NotFound
 from expq.queue.paths import QueuePaths, claim_of, job_id_of, resolve_root
 from expq.queue.result import Result, write_result
@@ -224,9 +224,10 @@ class JobQueue:
         """
         run = self.paths.run(spec.run_dir)
         try:
-            ensure_dir(run.dir)
+            ensure_dir(run.dir.parent)
+            make_private_dir(run.dir)
             write_result(run.result, record)
-        except OSError as exc:
+        except (OSError, InputError) as exc:
             log.error("job %d is %s, but its reason could not be recorded: %s", spec.id, record.state.value, exc)
 
     def check_ids_exist(self, job_ids: Iterable[int]) -> None:

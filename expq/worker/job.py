@@ -7,13 +7,13 @@ import errno
 import logging
 import os
 import signal
-import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from expq._fs import DIR_MODE, FILE_MODE, write_file
+from expq._fs import FILE_MODE, make_private_dir, write_file
 from expq.config import dump_config
+from expq.errors import InputError
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
 from expq.queue.lease import Lease, lease_is_mine, write_lease
 from expq.queue.paths import RunPaths
@@ -103,17 +103,17 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
     run = queue.paths.run(spec.run_dir)
     gpus = tuple(gpu for gpu, _ in reservation)
     try:
-        make_run_dir(queue.paths.experiments, run.dir)
+        make_private_dir(run.dir)
         attempt = Attempt(next_attempt_number(run), who.host, who.worker_id, now, gpus, who.slurm_job)
         stamp = write_lease(queue.paths, Lease(spec.id, attempt, who.pid, who.pid_started, claim))
     except FileExistsError:
         raise ClaimLost() from None
+    except InputError as exc:
+        raise StartError(str(exc)) from None
     except OSError as exc:
         if is_disk_full(exc):
             raise DiskFull(exc) from None
         raise StartError(f"cannot prepare run directory {run.dir}: {exc.strerror or exc}") from None
-    except StartError:
-        raise
     if not queue.paths.job_file(State.RUNNING, spec.id, claim=claim).exists():
         queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
         raise ClaimLost()
@@ -127,29 +127,6 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
     deadline = now + spec.timeout if spec.timeout else None
     tree = JobTree(pid, pid, str(run.dir), attempt=attempt.number)
     return RunningJob(spec, run, attempt, pid, tree, reservation, deadline, lease_stamp=stamp, claim=claim)
-
-
-def make_run_dir(experiments: Path, run_dir: Path) -> None:
-    """Create the run directory owner-only, whatever the umask, or accept one that only this user
-    can have made (a retry's, or the executor's): a real directory, owned by this user, writable by
-    nobody else. A symlink or another user's folder placed in the tree is refused, never followed.
-
-    Raises:
-        StartError: an unsafe folder on the way. OSError: the disk.
-    """
-    for folder in (run_dir.parent, run_dir):
-        try:
-            os.mkdir(folder, DIR_MODE)
-            continue
-        except FileExistsError:
-            pass
-        info = os.lstat(folder)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            what = ("a symbolic link" if stat.S_ISLNK(info.st_mode) else "not a directory"
-                    if not stat.S_ISDIR(info.st_mode) else f"owned by uid {info.st_uid}"
-                    if info.st_uid != os.geteuid() else f"writable by others (mode {stat.S_IMODE(info.st_mode):o})")
-            raise StartError(f"run directory {folder} was not made by expq ({what}); refusing to use it")
-    del experiments  # the root's own folders are checked by the worker's security check
 
 
 def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: Attempt,
