@@ -28,7 +28,7 @@ from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
-from expq.queue.workers import this_host
+from expq.queue.workers import clear_stop, stop_requested, this_host
 from expq.worker import cgroup
 from expq.worker.cgroup import JobCgroups, cgroup2_root
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
@@ -135,6 +135,7 @@ class Worker:
         if self.cgroups is not None:
             self.cgroups.close()
         self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
+        clear_stop(self.queue.paths, self.who.worker_id)
 
     def run(self) -> int:
         """Serve the queue until stopped, drained or ``--max-jobs`` reached; returns the exit code."""
@@ -353,22 +354,26 @@ class Worker:
             return
         self._stops_handled = self.flags.stop_count
         if not self.stopping:
+            self._begin_stop(str(self.flags.last_stop), ended, now)
+        else:
+            log.info("second stop signal: killing running jobs now")
+            for job in self.jobs.values():
+                job.tree.signal(signal.SIGKILL)
+
+    def _begin_stop(self, cause: str, ended: Sequence[tuple[RunningJob, ExitStatus]], now: float) -> None:
+        """Stop claiming and stop every job gracefully; they are requeued (a signal, or ``expq workers stop``)."""
+        if not self.stopping:
             self.stopping = True
-            reason = f"worker stopped by {self.flags.last_stop}; requeued"
+            reason = f"worker stopped by {cause}; requeued"
             # SLURM's scancel (and a preemption or time limit) sends SIGTERM to every process of the
             # job step, so a child may die of it just before this worker notices its own: a job that
             # ended unsuccessfully in this same step is requeued with the others, not failed.
             caught = [job for job, status in ended if job.stopping is None and not status.ok]
             for job in caught:
                 job.stopping, job.stop_reason = Outcome.PREEMPTED, reason
-            log.info("received %s: stopping, requeueing %d running job(s)", self.flags.last_stop,
-                     len(self.jobs) + len(caught))
+            log.info("received %s: stopping, requeueing %d running job(s)", cause, len(self.jobs) + len(caught))
             for job in self.jobs.values():
                 self._terminate(job, Outcome.PREEMPTED, reason, now)
-        else:
-            log.info("second stop signal: killing running jobs now")
-            for job in self.jobs.values():
-                job.tree.signal(signal.SIGKILL)
 
     def _await_stop_signal(self, ended: Sequence[tuple[RunningJob, ExitStatus]]) -> None:
         """A child killed by a SIGTERM this worker did not send: under SLURM that is scancel, a
@@ -417,6 +422,8 @@ class Worker:
             self._write_worker_file()
         except OSError as exc:  # e.g. a shared filesystem hiccup: the next beat tries again
             log.error("could not refresh the heartbeat: %s", exc)
+        if not self.stopping and stop_requested(self.queue.paths, self.who.worker_id):
+            self._begin_stop("expq workers stop", (), now)
         for job in self.jobs.values():
             if not job.fenced and job.is_fenced(self.queue):
                 log.warning("job %d was taken from this worker (lease lost); killing its process tree", job.spec.id)
