@@ -105,8 +105,9 @@ def test_a_cancel_request_written_by_another_user_is_ignored(cluster, wait_until
 
 
 def test_a_queue_folder_opened_to_others_stops_claiming_until_fixed(cluster, wait_until):
+    first = cluster.submit("--", "true")[0]
     worker = cluster.worker("--gpus", "none")
-    wait_until(lambda: "serving" in cluster.worker_log(0), timeout=20)
+    cluster.wait_state(first, "done")
     cluster.queue.paths.leases.chmod(0o777)
     wait_until(lambda: "not claiming jobs" in cluster.worker_log(0), timeout=20)
     job_id = cluster.submit("--", "true")[0]
