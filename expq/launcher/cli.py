@@ -99,6 +99,8 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slots", type=at_least_one, default=None, metavar="N",
                    help="jobs run at once (default: one per GPU, or 1 without GPUs)")
     p.add_argument("--drain", action="store_true", help="exit 0 once nothing is runnable")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background (log in ROOT/queue/workers/ID.log); print the worker id")
     p.add_argument("--max-jobs", type=at_least_one, default=None, metavar="N", help="exit after N jobs")
     p.add_argument("--poll", type=positive_seconds, default=0.5, metavar="SECONDS",
                    help="how often to look for jobs (default 0.5)")
@@ -161,6 +163,12 @@ def _run_retry(args: argparse.Namespace) -> int:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
+    if args.detach:
+        from expq.launcher.detach import detach
+
+        argv = [word for word in args.argv if word != "--detach"]
+        _write(detach(args.root, ["--root", str(args.root), *argv]) + "\n")
+        return 0
     from expq.worker.main import run_worker  # the worker and its psutil only when a worker starts
 
     return run_worker(args)
@@ -207,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from expq.contract import resolve_root
 
     args.root = resolve_root(args.root)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `worker --detach` runs the same command again
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
