@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import os
 import pickle
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from expq.executor.options import job_options
 from expq.executor.payload import CALL_FILE, dump_call, make_run_dir, qualified_name, submitter_path, write_private
 from expq.executor.watcher import Watcher, running_ids
 from expq.launcher.submit import Plan, build_specs
+from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
 
@@ -38,9 +40,9 @@ class Executor:
     """Submits functions as queued jobs; any worker serving ``root`` runs them.
 
     ``gpus`` is the number of GPUs each job needs; ``python`` the interpreter jobs run with
-    (default: this one); ``cwd`` their working directory (default: the current one, at submit). ``with Executor(...) as ex:`` waits for the jobs submitted in the block when
-    it ends normally (not after an exception, nor with ``wait_on_exit=False``); the jobs stay queued
-    either way.
+    (default: this one); ``cwd`` their working directory (default: the current one, at submit).
+    ``with Executor(...) as ex:`` waits for the jobs submitted in the block when it ends normally
+    (not after an exception, nor with ``wait_on_exit=False``); the jobs stay queued either way.
 
     Raises:
         InputError: a bad option (nothing is queued).
@@ -130,20 +132,34 @@ class Executor:
         command = [self.python, "-m", "expq.executor", what]
         plans = [Plan(check_name("run", name or fallback), command, config) for name, config in zip(names, configs)]
         specs = build_specs(self._queue.root, plans, self._options)
-        root = os.fspath(self._queue.root)  # strings, not Paths, in a loop that may run 10,000 times
-        for directory in {os.path.dirname(spec.run_dir) for spec in specs}:
-            os.makedirs(os.path.join(root, directory), exist_ok=True)
-        for spec, blob in zip(specs, blobs):
-            run_dir = f"{root}/{spec.run_dir}"
-            make_run_dir(run_dir)
-            write_private(f"{run_dir}/{CALL_FILE}", blob)
+        self._write_calls([spec.run_dir for spec in specs], blobs)
         self._queue.enqueue(specs)
+        return self._watch(specs)
+
+    def _write_calls(self, run_dirs: Sequence[str], blobs: Sequence[bytes]) -> None:
+        """Each call into its new run directory; on failure (disk full) none is left behind."""
+        root = os.fspath(self._queue.root)  # strings, not Paths, in a loop that may run 10,000 times
+        made: list[str] = []
+        try:
+            for directory in {os.path.dirname(run_dir) for run_dir in run_dirs}:
+                os.makedirs(os.path.join(root, directory), exist_ok=True)
+            for run_dir, blob in zip(run_dirs, blobs):
+                path = f"{root}/{run_dir}"
+                make_run_dir(path)
+                made.append(path)
+                write_private(f"{path}/{CALL_FILE}", blob)
+        except OSError:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def _watch(self, specs: Sequence[JobSpec]) -> list[Job]:
         jobs = [Job.queued(self._queue, spec, self._watcher) for spec in specs]
         self._watcher.add(jobs)
         self._jobs.extend(jobs)
         return jobs
 
-    # -- ending -----------------------------------------------------------------------------
+    # -- re-attaching and ending --------------------------------------------------------------
 
     def attach(self, job_ids: Iterable[int]) -> list[Job]:
         """Futures of jobs queued earlier, by any process (a sweep after a notebook restart), all
@@ -153,11 +169,7 @@ class Executor:
             NotFound: an id that is not a job of this root (no future is made).
         """
         self._queue.require()
-        specs = [self._queue.get(int(job_id))[1] for job_id in job_ids]
-        jobs = [Job.queued(self._queue, spec, self._watcher) for spec in specs]
-        self._watcher.add(jobs)
-        self._jobs.extend(jobs)
-        return jobs
+        return self._watch([self._queue.get(int(job_id))[1] for job_id in job_ids])
 
     def shutdown(self, wait: bool = True, *, cancel_pending: bool = False) -> None:
         """Submit nothing more; cancel this executor's pending jobs if asked; wait for all of them if asked."""

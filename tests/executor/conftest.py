@@ -27,8 +27,10 @@ class Workers:
     def start(self, *args: str, slots: int = 1) -> subprocess.Popen[bytes]:
         """Start a worker; the queue is created first, since a worker refuses a root without one."""
         JobQueue(self.root).create()
+        locks = self.tmp / "gpu-locks"  # the test's own, not the host's: no GPU a test uses is held
+        locks.mkdir(exist_ok=True)
         log = open(self.tmp / f"worker-{len(self.procs)}.log", "ab")
-        env = {**os.environ, "EXPQ_GPU_LOCK_DIR": str(self.tmp / "gpu-locks")}
+        env = {**os.environ, "EXPQ_GPU_LOCK_DIR": str(locks)}
         proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(self.root), "worker", "--gpus", "none",
                                  "--slots", str(slots), *FAST, *args], stdout=log, stderr=log, env=env)
         log.close()
