@@ -57,11 +57,25 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "root"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the test, so a fixture can tell at teardown that the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def workers(root: Path, tmp_path: Path) -> Iterator[Workers]:
+def workers(root: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Workers of the test's root; when the test failed, their logs are shown (a worker that died
+    leaves jobs pending, and the test only sees a timeout)."""
     helper = Workers(root, tmp_path)
     yield helper
     helper.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for index in range(len(helper.procs)):
+            sys.stdout.write(f"--- worker {index} (exit {helper.procs[index].returncode}) ---\n{helper.log(index)}")
 
 
 def expq_cli(root: Path, *args: str) -> str:
