@@ -208,7 +208,7 @@ class Job(concurrent.futures.Future):
         if state is State.DONE:
             if outcome is not None and outcome.ok:
                 return outcome.value, None
-            return None, JobError(self.id, State.FAILED.value, "it exited without recording a return value")
+            return None, JobError(self.id, state.value, "it exited without recording a return value")
         if outcome is not None and not outcome.ok and record.get("outcome", "failed") == "failed":
             error = JobError(self.id, state.value, outcome.reason, outcome.exc_type, outcome.message,
                              outcome.traceback)

@@ -100,3 +100,7 @@ def wait_for_file(path: str, started: str) -> str:
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     return "released"
+
+
+def exit_without_returning() -> None:
+    os._exit(0)

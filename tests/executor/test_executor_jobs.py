@@ -65,6 +65,14 @@ def test_a_return_value_that_cannot_be_pickled_fails_the_job_with_that_reason(ro
     assert job.state() == "failed"
 
 
+def test_a_process_that_exits_without_returning_is_an_error_though_the_job_is_done(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.exit_without_returning)
+    with pytest.raises(JobError, match="exited without recording a return value"):
+        job.result(timeout=RESULT_TIMEOUT)
+    assert job.state() == "done"  # exit status 0: for the queue, the command succeeded
+
+
 def test_map_runs_each_item_exactly_once_on_two_workers_and_keeps_input_order(root, workers, tmp_path, status):
     marks = tmp_path / "marks"
     marks.mkdir()
