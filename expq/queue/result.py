@@ -36,6 +36,7 @@ class Result:
     finished_at: float | None = None
     duration: float | None = None
     peak_rss_bytes: int | None = None
+    warnings: tuple[str, ...] = ()  # e.g. "config keys never read: lrate" (issue 14)
 
     @classmethod
     def of_attempt(cls, job_id: int, state: State, attempt: Attempt, peak_rss_bytes: int) -> Result:
@@ -56,6 +57,7 @@ class Result:
             data[f.name] = getattr(self, f.name)
         data["state"] = self.state.value
         data["gpus"] = list(self.gpus)
+        data["warnings"] = list(self.warnings)
         return data
 
     @classmethod
@@ -72,6 +74,7 @@ class Result:
         try:
             values["state"] = State(values["state"])
             values["gpus"] = tuple(str(g) for g in values.get("gpus") or ())
+            values["warnings"] = tuple(str(w) for w in values.get("warnings") or ())
             result = cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a valid result record: {exc}") from None
