@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from expq.errors import InputError
 from expq.experiment.config import MISSING, lookup
 
-__all__ = ["available_names", "bind_config", "captured", "is_captured"]
+__all__ = ["available_names", "source_keys", "bind_config", "captured", "is_captured"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -48,6 +48,25 @@ def available_names(config: Mapping[str, Any], prefixes: Sequence[str] | None) -
             for key, item in value.items():
                 if isinstance(key, str):
                     inside.setdefault(key, item)
+    return {**inside, **direct}
+
+
+def source_keys(config: Mapping[str, Any], prefixes: Sequence[str] | None) -> dict[str, str]:
+    """The dotted config key behind each name of ``available_names`` (same precedence), so an
+    injected parameter counts as a read of that key (see ``expq.experiment.config_reads``)."""
+    if prefixes is None:
+        return {key: key for key in config if isinstance(key, str)}
+    direct: dict[str, str] = {}
+    inside: dict[str, str] = {}
+    for prefix in prefixes:
+        value = lookup(config, prefix)
+        if value is MISSING:
+            continue
+        direct.setdefault(prefix.rsplit(".", 1)[-1], prefix)
+        if isinstance(value, Mapping):
+            for key in value:
+                if isinstance(key, str):
+                    inside.setdefault(key, f"{prefix}.{key}")
     return {**inside, **direct}
 
 
@@ -90,8 +109,10 @@ def bind_config(
     return extra
 
 
-def captured(fn: F, get_config: Callable[[], Mapping[str, Any]], prefixes: Sequence[str] | None) -> F:
-    """``fn`` wrapped so that each call receives config values it was not given explicitly."""
+def captured(fn: F, get_config: Callable[[], Mapping[str, Any]], prefixes: Sequence[str] | None,
+             on_read: Callable[[str], None] | None = None) -> F:
+    """``fn`` wrapped so that each call receives config values it was not given explicitly;
+    ``on_read`` is told the dotted key behind each injected value."""
     if isinstance(prefixes, str):
         prefixes = [prefixes]
     prefix_list = None if prefixes is None else list(prefixes)
@@ -99,7 +120,12 @@ def captured(fn: F, get_config: Callable[[], Mapping[str, Any]], prefixes: Seque
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        extra = bind_config(fn, signature, get_config(), prefix_list, args, kwargs)
+        config = get_config()
+        extra = bind_config(fn, signature, config, prefix_list, args, kwargs)
+        if on_read is not None and extra:
+            keys = source_keys(config, prefix_list)
+            for name in extra:
+                on_read(keys.get(name, name))
         return fn(*args, **kwargs, **extra)
 
     wrapper.__expq_captured__ = True  # type: ignore[attr-defined]  # our wrapper, not the user's function

@@ -27,6 +27,7 @@ from expq.errors import ExpqError, InputError
 from expq.experiment import active, files, tree
 from expq.experiment.capture import captured, is_captured
 from expq.experiment.config import deep_merge, expand_dotted, load_config
+from expq.experiment.config_reads import ReadLog, TrackedConfig
 from expq.experiment.env import current_job, load_job_config
 from expq.experiment.logger import QUIET
 from expq.experiment.metrics import DEFAULT_INTERVAL, tensorboard_wanted
@@ -92,6 +93,7 @@ class Experiment:
         self._commands: dict[str, Callable[..., Any]] = {}
         self._base: dict[str, Any] = {}
         self._job_config: dict[str, Any] = load_job_config(job) if job else {}
+        self._reads = ReadLog()
         if job is not None:
             if name is not None and name != job.experiment:
                 log.warning("experiment %r runs as queued job %s of experiment %r: using the job's run directory",
@@ -215,8 +217,9 @@ class Experiment:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The config of the innermost active run (a copy: change it with ``add_config``)."""
-        return self.current_run.config
+        """The config of the innermost active run (a copy: change it with ``add_config``); the keys
+        read from it count as used (see ``expq.experiment.config_reads``)."""
+        return TrackedConfig(self.current_run.config, self._reads)
 
     def add_config(self, source: Mapping[str, Any] | str | os.PathLike[str]) -> None:
         """Deep-merge a dict or a ``.yaml``/``.json`` file into the current run's config.
@@ -234,7 +237,7 @@ class Experiment:
     def capture(self, fn: Callable[..., Any] | None = None, *, prefixes: Sequence[str] | None = None) -> Any:
         """Decorator: fill ``fn``'s parameters from the current config at each call (see expq.experiment.capture)."""
         def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-            return captured(function, lambda: self.config, prefixes)
+            return captured(function, lambda: self.current_run.config, prefixes, self._reads.mark)
         return decorate(fn) if fn is not None else decorate
 
     # -- saving -----------------------------------------------------------------------------
@@ -336,6 +339,11 @@ class Experiment:
             return
         stack, self._stack = self._stack, _Closed(self.name)
         active.unregister(self)
+        if self._job is not None:
+            try:
+                self._reads.save(self.path)
+            except OSError as exc:  # a full disk: the job only loses its unread-key warning
+                log.warning("could not record which config keys were read: %s", exc)
         for run in reversed(stack):
             run.finish(error if run is stack[0] else None)
 

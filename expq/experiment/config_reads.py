@@ -1,0 +1,141 @@
+"""Which config keys a job's program read, so a mistyped key (``--sweep lrate=...`` for ``lr``) is
+caught instead of silently running every job with the default.
+
+Reads are seen where the experiment API hands out config: a captured function's injected
+parameters (``@exp.capture``, ``@exp.command``), and lookups in ``exp.config`` (``TrackedConfig``
+records ``cfg["lr"]``, ``cfg.get("lr")``, and reading every key through iteration, ``items()``,
+``dict(cfg)`` or ``**cfg``). Inside a queued job each ``Experiment`` writes the dotted keys it saw
+read into ``<run dir>/config-reads/<pid>-<n>.json`` when it closes; the worker unites them with
+the keys the command's placeholders read and warns about the rest (``unread_keys``). A program that
+reads ``EXPQ_CONFIG`` by itself is invisible here: with no reads file, there is no warning.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from expq._fs import atomic_write
+
+__all__ = ["READS_DIR", "ReadLog", "TrackedConfig", "recorded_reads", "unread_keys", "warning_text"]
+
+READS_DIR = "config-reads"
+_counter = itertools.count(1)
+
+
+class ReadLog:
+    """The dotted config keys read in this process by one experiment."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def mark(self, key: str) -> None:
+        self.keys.add(key)
+
+    def mark_all(self, prefix: str, keys: Iterable[Any]) -> None:
+        self.keys.update(f"{prefix}{key}" for key in keys)
+
+    def save(self, run_dir: Path) -> None:
+        """Write the keys read into the run directory (one file per experiment and process)."""
+        folder = run_dir / READS_DIR
+        folder.mkdir(mode=0o755, exist_ok=True)
+        atomic_write(folder / f"{os.getpid()}-{next(_counter)}.json",
+                     json.dumps({"version": 1, "read": sorted(self.keys)}), durable=False)
+
+
+class TrackedConfig(dict):
+    """A plain ``dict`` (a copy of the config) that records which keys are read through it.
+
+    Overriding ``__iter__`` also makes ``dict(cfg)`` and ``f(**cfg)`` go through ``keys`` and
+    ``__getitem__`` instead of copying the storage directly, so those reads are seen too.
+    """
+
+    def __init__(self, data: Mapping[str, Any], log: ReadLog, prefix: str = "") -> None:
+        super().__init__(data)
+        self._log = log
+        self._prefix = prefix
+
+    def _seen(self, key: Any, value: Any) -> Any:
+        full = f"{self._prefix}{key}"
+        if isinstance(value, dict) and value and not isinstance(value, TrackedConfig):
+            return TrackedConfig(value, self._log, f"{full}.")  # its own keys are recorded as they are read
+        self._log.mark(full)
+        return value
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._seen(key, super().__getitem__(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def __iter__(self) -> Iterator[Any]:
+        self._log.mark_all(self._prefix, super().keys())
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self._log.mark_all(self._prefix, super().keys())
+        return super().items()
+
+    def values(self) -> Any:
+        self._log.mark_all(self._prefix, super().keys())
+        return super().values()
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key in self:
+            self._log.mark(f"{self._prefix}{key}")
+        return super().pop(key, *default)
+
+    def copy(self) -> dict[Any, Any]:  # a copy is read later, unseen: count every key as read now
+        self._log.mark_all(self._prefix, super().keys())
+        return dict(super().items())
+
+    def __reduce__(self) -> Any:  # pickles and deep-copies as a plain dict; every key counts as read
+        return dict, (self.copy(),)
+
+
+def recorded_reads(run_dir: Path) -> set[str] | None:
+    """The keys any process of this run recorded as read; None when none recorded anything (the
+    program did not use the experiment API, so nothing can be said)."""
+    try:
+        names = [n for n in os.listdir(run_dir / READS_DIR) if n.endswith(".json")]
+    except OSError:
+        return None
+    if not names:
+        return None
+    keys: set[str] = set()
+    for name in names:
+        try:
+            data = json.loads((run_dir / READS_DIR / name).read_bytes()[: 1 << 22])
+        except (OSError, ValueError, RecursionError):
+            continue
+        read = data.get("read") if isinstance(data, dict) else None
+        if isinstance(read, list):
+            keys.update(k for k in read if isinstance(k, str))
+    return keys
+
+
+def unread_keys(config: Mapping[str, Any], read: Iterable[str]) -> list[str]:
+    """The config keys nobody read, as dotted keys, coarsest first: a mapping none of whose keys was
+    read is named once (``optimizer``), one partly read names its unread keys (``model.depth``)."""
+    read = set(read)
+    out: list[str] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            full = f"{prefix}{key}"
+            if full in read:
+                continue
+            if isinstance(value, Mapping) and value and any(r.startswith(f"{full}.") for r in read):
+                walk(value, f"{full}.")
+            else:
+                out.append(full)
+
+    walk(config, "")
+    return out
+
+
+def warning_text(unread: Iterable[str]) -> str:
+    return f"config keys never read: {', '.join(unread)}"
