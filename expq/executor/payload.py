@@ -12,6 +12,7 @@ run directory 0700 and the files 0600.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -59,7 +60,12 @@ class Outcome:
 
 
 def qualified_name(obj: object) -> str:
-    """``module.QualName`` of a function or class, the way people look it up (builtins by name alone)."""
+    """``module.QualName`` of a function or class, the way people look it up (builtins by name alone).
+
+    A ``functools.partial`` is named after the function it wraps, a callable object after its class.
+    """
+    while isinstance(obj, functools.partial):
+        obj = obj.func
     module = getattr(obj, "__module__", None) or type(obj).__module__
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return name if module == "builtins" else f"{module}.{name}"

@@ -1,6 +1,7 @@
 """The executor from a script's ``__main__``, its error type, its import cost and its child entry point."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -8,7 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import executor_jobfns as fns
+import pytest
+
 from expq.executor import JobError
+from expq.executor.payload import qualified_name
 
 DRIVER = textwrap.dedent("""
     import json, sys
@@ -81,3 +86,16 @@ def test_expq_exports_the_executor_lazily():
 
     assert (expq.Executor, expq.Job, expq.JobError) == (expq.executor.Executor, expq.executor.Job, JobError)
     assert {"Executor", "Job", "JobError"} <= set(dir(expq)) & set(expq.__all__)
+
+
+class _Scaler:
+    def __call__(self, x):
+        return 2 * x
+
+
+@pytest.mark.parametrize("obj, name", [
+    (fns.add, "executor_jobfns.add"), (functools.partial(functools.partial(fns.add, 1), 2), "executor_jobfns.add"),
+    (_Scaler(), "test_executor_api._Scaler"), (ValueError, "ValueError"), (fns.CustomError, "executor_jobfns.CustomError"),
+])
+def test_jobs_are_named_after_the_function_people_would_look_up(obj, name):
+    assert qualified_name(obj) == name
