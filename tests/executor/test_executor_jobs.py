@@ -73,11 +73,14 @@ def test_a_process_that_exits_without_returning_is_an_error_though_the_job_is_do
     assert job.state() == "done"  # exit status 0: for the queue, the command succeeded
 
 
-def test_map_runs_each_item_exactly_once_on_two_workers_and_keeps_input_order(root, workers, tmp_path, status):
+def test_map_runs_each_item_exactly_once_on_two_workers_and_keeps_input_order(root, workers, tmp_path, status,
+                                                                             wait_until):
     marks = tmp_path / "marks"
     marks.mkdir()
     workers.start(slots=2)
     workers.start(slots=2)
+    registered = root / "queue" / "workers"  # both serving before the jobs come, so both take some
+    wait_until(lambda: len(list(registered.glob("*.json"))) == 2, timeout=30, message="workers did not register")
     jobs = Executor(root=root).map(fns.mark_once, [str(marks)] * 100, range(100))
     assert [job.id for job in jobs] == list(range(jobs[0].id, jobs[0].id + 100))  # one allocation, in order
     finished = list(concurrent.futures.as_completed(jobs, timeout=RESULT_TIMEOUT))
