@@ -65,6 +65,7 @@ def _drain(root: Path, logs: Path, env: dict[str, str]) -> None:
 
 def fill_root(root: Path, logs: Path, wait_until: Callable[..., Any], live: bool = True) -> Filled:
     """Submit the sweep and a failing job, drain them with a real worker; then start the live job."""
+    (logs / "gpu-locks").mkdir(exist_ok=True)
     env = {**os.environ, "EXPQ_GPU_LOCK_DIR": str(logs / "gpu-locks")}
     sweep = [int(x) for x in expq(root, "submit", *SWEEP, "--", sys.executable, "examples/train.py").stdout.split()]
     (failing,) = [int(x) for x in expq(root, "submit", "--experiment", "broken", "--name", "exits-3", "--",
