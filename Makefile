@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,ui,tensorboard,mlflow,executor]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet -e '.[test,ui,tensorboard,mlflow,executor]'
 	touch $@
 
 install: $(VENV)/.installed
