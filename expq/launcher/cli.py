@@ -204,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code: 0 ok, 2 bad usage or input, 1 anything else."""
     parser = build_parser()
+    from expq.launcher.completion import autocomplete
+    from expq.launcher.defaults import apply_file_defaults
+
+    autocomplete(parser)  # answers a completing shell and exits; nothing otherwise
+    try:
+        apply_file_defaults(parser, sys.argv[1:] if argv is None else argv)
+    except ExpqError as exc:  # a bad expq.toml: one line, before the command does anything
+        sys.stderr.write(f"expq: error: {exc}\n")
+        return exc.exit_code
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed as one line
