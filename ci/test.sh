@@ -9,7 +9,8 @@
 #    Also as root: ci/browser.sh installs Debian's chromium and chromium-driver for the dashboard
 #    tests when missing. Without them (not root, or the install failed) those tests skip with the
 #    reason, except under CI=true, where they fail.
-# 2. Run pytest twice: first every test not marked `slurm` (in parallel with pytest-xdist when
+# 2. ruff and mypy (configured in pyproject.toml); a finding fails the run. EXPQ_SKIP_LINT=1 skips them.
+# 3. Run pytest twice: first every test not marked `slurm` (in parallel with pytest-xdist when
 #    EXPQ_TEST_WORKERS=N > 1; serial by default), then the `slurm` tests, serially (they share
 #    one small cluster and measure signal timings). Arguments go to both runs; with your own
 #    -m/--markexpr there is one run only.
@@ -72,6 +73,14 @@ elif ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
   say "$EXPQ_BROWSER_UNAVAILABLE_REASON: the browser tests skip"
 fi
 
+# --- linters: part of the test command; a finding fails the run (after the tests ran) ------
+lint_rc=0
+if [ -z "${EXPQ_SKIP_LINT:-}" ]; then
+  "$PY" -m ruff check . >&2 || lint_rc=1
+  "$PY" -m mypy >&2 || lint_rc=1
+  [ "$lint_rc" = 0 ] || say "ruff or mypy found problems (above)"
+fi
+
 # --- pytest ------------------------------------------------------------------------------
 common=(-q -p no:cacheprovider -ra)
 in_ci && common+=(--durations=10)
@@ -101,6 +110,10 @@ else
   fi
 fi
 
+if [ "$lint_rc" != 0 ] && [ "$rc" = 0 ]; then
+  say "the tests passed, but the linters did not: failing the run"
+  rc=1
+fi
 if [ "$slurm_failed" = 1 ] && in_ci && [ "$rc" = 0 ]; then
   say "SLURM did not start under CI=true: failing the run"
   rc=1

@@ -9,7 +9,8 @@ by name is not reliable: without `__init__.py` files every conftest.py is a modu
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 

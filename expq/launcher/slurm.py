@@ -144,12 +144,12 @@ def validate(array: WorkerArray, kill_wait_s: int | None) -> None:
         raise InputError(f"invalid --workers {array.workers}: must be at least 1")
     if array.gpus_per_worker < 0:
         raise InputError(f"invalid --gpus-per-worker {array.gpus_per_worker}: must be 0 or more")
-    for name, value in (("--slots-per-worker", array.slots_per_worker), ("--cpus-per-worker", array.cpus_per_worker)):
-        if value is not None and value < 1:
-            raise InputError(f"invalid {name} {value}: must be at least 1")
-    for name, value in (("--partition", array.partition), ("--mem", array.mem)):
-        if value is not None and (not value or any(c.isspace() or c in "\"'#" for c in value)):
-            raise InputError(f"invalid {name} {value!r}: must be one word")
+    for name, count in (("--slots-per-worker", array.slots_per_worker), ("--cpus-per-worker", array.cpus_per_worker)):
+        if count is not None and count < 1:
+            raise InputError(f"invalid {name} {count}: must be at least 1")
+    for name, word in (("--partition", array.partition), ("--mem", array.mem)):
+        if word is not None and (not word or any(c.isspace() or c in "\"'#" for c in word)):
+            raise InputError(f"invalid {name} {word!r}: must be one word")
     if array.mem is not None and not _MEM.match(array.mem):
         raise InputError(f"invalid --mem {array.mem!r}: expected a size like 16G or 4000M")
     limit = parse_time(array.time) if array.time is not None else None

@@ -8,9 +8,9 @@ import time
 from expq.launcher.cli import main
 from expq.queue.attempts import Attempt
 from expq.queue.lease import Lease, write_lease
-from expq.queue.workers import this_host
 from expq.queue.states import State
 from expq.queue.store import JobQueue
+from expq.queue.workers import this_host
 from expq.worker.loop import Worker, WorkerOptions
 
 
