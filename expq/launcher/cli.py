@@ -27,6 +27,19 @@ if TYPE_CHECKING:
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
 at_least_one = whole_number(1, None, "a whole number >= 1")
+_JOBS_PER_GPU = whole_number(1, 64, "a whole number from 1 to 64")
+
+
+def gpu_size(text: str) -> int:
+    """An argparse type for a memory size in binary units (``12G``, ``500M``), or ``0``."""
+    from expq.queue.spec import parse_size  # light: json, re and dataclasses
+
+    if text.strip() == "0":
+        return 0
+    try:
+        return parse_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 # Modules that each add one command with ``register(subparsers)`` / ``run(args) -> int``, in the order
 # ``expq --help`` lists them; "cli" stands for the commands defined in this module.
@@ -97,7 +110,16 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", default="auto", metavar="auto|none|0,1,..",
                    help="GPUs this worker may hand out (default auto: $CUDA_VISIBLE_DEVICES, else nvidia-smi)")
     p.add_argument("--slots", type=at_least_one, default=None, metavar="N",
-                   help="jobs run at once (default: one per GPU, or 1 without GPUs)")
+                   help="jobs run at once (default: GPUs x --jobs-per-gpu, or 1 without GPUs)")
+    p.add_argument("--jobs-per-gpu", type=_JOBS_PER_GPU, default=1, metavar="K",
+                   help="how many --gpu-mem jobs may share one GPU (default 1: no sharing)")
+    p.add_argument("--foreign-mem", type=gpu_size, default=500 << 20, metavar="SIZE",
+                   help="no job starts on a GPU where a process that is no expq job holds more than this "
+                        "(default 500M)")
+    p.add_argument("--ignore-foreign", action="store_true",
+                   help="start jobs on GPUs whatever other processes hold there")
+    p.add_argument("--probe-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="a GPU probe (NVML or nvidia-smi) taking longer counts as failed (default 10)")
     p.add_argument("--drain", action="store_true", help="exit 0 once nothing is runnable")
     p.add_argument("--detach", action="store_true",
                    help="run in the background (log in ROOT/queue/workers/ID.log); print the worker id")

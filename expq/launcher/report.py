@@ -22,10 +22,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from expq.errors import InputError, NotFound
-from expq.launcher.run_files import may_have_attempts, read_json, read_result, read_run_attempts, read_run_lease
+from expq.launcher.run_files import (
+    may_have_attempts,
+    read_gpu_reasons,
+    read_gpu_usage,
+    read_json,
+    read_result,
+    read_run_attempts,
+    read_run_lease,
+)
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
 from expq.queue.paths import RunPaths, job_id_of
+from expq.queue.result import gpu_shape_key
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
@@ -87,14 +96,26 @@ class Workers:
             infos = []
             self.problem = f"cannot read the workers folder ({exc.strerror or type(exc).__name__})"
         self.gpus = [len(g) if isinstance(g := info.get("gpus"), list) else 0 for info in infos]
+        self._paths = queue.paths
+        self._ids = [str(info.get("worker_id", "")) for info in infos if isinstance(info.get("gpus"), list)
+                     and info.get("gpus")]
+        self._reasons: list[dict[str, str]] | None = None  # read when a GPU job is first asked about
 
-    def why_waiting(self, gpus: int) -> str:
-        """Why a pending job that needs ``gpus`` GPUs cannot start now; "" when it only awaits its turn."""
+    def why_waiting(self, gpus: int, gpu_mem: int | None = None) -> str:
+        """Why a pending job that needs ``gpus`` GPUs (``gpu_mem`` bytes on each) cannot start now, as the
+        workers with GPUs last said (memory, other users' processes); "" when it only awaits its turn."""
         if not self.gpus:
             return self.problem or "no live worker"
         if gpus > max(self.gpus):
             return f"needs {gpus} GPU{'s' if gpus != 1 else ''} (largest worker has {max(self.gpus)})"
-        return ""
+        if gpus == 0:
+            return ""
+        if self._reasons is None:
+            self._reasons = [read_gpu_reasons(self._paths, worker_id) for worker_id in self._ids]
+        key = gpu_shape_key(gpus, gpu_mem)
+        said = [reasons[key] for reasons in self._reasons if key in reasons]
+        # a worker that names no reason may start the job when its turn comes: then it only waits
+        return said[0] if said and len(said) == len(self._reasons) else ""
 
 
 def _pending_reason(queue: JobQueue, spec: JobSpec, workers: Workers) -> str:
@@ -102,7 +123,7 @@ def _pending_reason(queue: JobQueue, spec: JobSpec, workers: Workers) -> str:
     if block is not None:
         verdict, dep = block
         return f"after {dep}" if verdict == "wait" else f"after {dep}, which did not succeed"
-    return workers.why_waiting(spec.gpus)
+    return workers.why_waiting(spec.gpus, spec.gpu_mem)
 
 
 def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None, now: float,
@@ -121,6 +142,7 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
         "retries": spec.retries, "timeout": spec.timeout, "slurm_job": None, "cwd": spec.cwd, "user": spec.user,
         "queue_position": position if state is State.PENDING else None,
         "tags": [], "note": "", "warnings": [],
+        "gpu_mem": spec.gpu_mem, "gpu_mem_bytes": None, "gpu_util": None, "peak_gpu_mem_bytes": None,
     }
     labels = read_labels(run.dir)
     rec["tags"], rec["note"] = list(labels.tags), labels.note
@@ -139,6 +161,8 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
             last = attempts[-1]
             rec.update(attempts=last.number, host=last.host, gpus=list(last.gpus), started_at=last.started_at,
                        slurm_job=last.slurm_job or None, elapsed=max(0.0, now - last.started_at))
+            if last.gpus:
+                rec["gpu_mem_bytes"], rec["gpu_util"] = read_gpu_usage(run)
     else:
         _finished(rec, run, problems)
     if problems:
@@ -173,7 +197,8 @@ def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
 
 _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "attempts": (int,), "exit_code": (int,), "signal": (str, int), "reason": (str,), "host": (str,), "gpus": (list,),
-    "started_at": (int, float), "finished_at": (int, float), "duration": (int, float), "slurm_job": (str,)}
+    "started_at": (int, float), "finished_at": (int, float), "duration": (int, float), "slurm_job": (str,),
+    "peak_gpu_mem_bytes": (int,)}
 
 
 # -- choosing the jobs to show ---------------------------------------------------------------------

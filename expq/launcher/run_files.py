@@ -19,9 +19,10 @@ from typing import Any, BinaryIO
 from expq.queue.attempts import Attempt, read_attempts
 from expq.queue.lease import Lease, read_lease
 from expq.queue.paths import QueuePaths, RunPaths
+from expq.queue.result import GPU_REASONS_SUFFIX, GPU_USAGE_JSON
 
 __all__ = ["LIMIT", "NotRegular", "open_regular", "read_json", "not_a_directory", "read_result",
-           "may_have_attempts", "read_run_attempts", "read_run_lease"]
+           "may_have_attempts", "read_run_attempts", "read_run_lease", "read_gpu_usage", "read_gpu_reasons"]
 
 LIMIT = 1 << 20  # a result.json or a spec is a few kB; a bigger one is not what expq wrote
 
@@ -144,3 +145,30 @@ def read_run_lease(paths: QueuePaths, job: int, problems: list[str]) -> Lease | 
     if found is None and not_a_directory(paths.leases):
         problems.append("the leases folder is not a directory")
     return found
+
+
+def read_gpu_usage(run: RunPaths) -> tuple[int | None, int | None]:
+    """A running job's GPU memory (bytes) and its GPUs' utilisation (%) as its worker last sampled them;
+    None for what is not known (never sampled, no probe, a torn or foreign file: it is rewritten soon)."""
+    try:
+        data = read_json(run.dir / GPU_USAGE_JSON)
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    held, util = data.get("gpu_mem_bytes"), data.get("gpu_util")
+    return (held if isinstance(held, int) and not isinstance(held, bool) else None,
+            util if isinstance(util, int) and not isinstance(util, bool) else None)
+
+
+def read_gpu_reasons(paths: QueuePaths, worker_id: str) -> dict[str, str]:
+    """Why jobs wait for this worker's GPUs, by ``result.gpu_shape_key``; {} when it says nothing."""
+    if not worker_id or "/" in worker_id:
+        return {}
+    try:
+        data = read_json(paths.workers / (worker_id + GPU_REASONS_SUFFIX))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from expq.errors import InputError, NotFound
 from expq.launcher.argtypes import clean_text, count, env_pair, positive_seconds, whole_number
 from expq.launcher.selectors import job_ids, tag
-from expq.queue.spec import MAX_PRIORITY  # light: json and dataclasses
+from expq.queue.spec import MAX_PRIORITY, parse_size  # light: json and dataclasses
 
 if TYPE_CHECKING:
     from expq.queue.spec import JobSpec
@@ -40,6 +40,14 @@ _RUNNERS = {"uv": "run", "poetry": "run", "pipenv": "run", "conda": "run", "acce
 _NUMBER = re.compile(r"[-+]?[0-9.]+")
 
 
+def _gpu_mem(text: str) -> int:
+    """The argparse type of ``--gpu-mem``: a size in binary units."""
+    try:
+        return parse_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "submit", help="queue a command, or a sweep of it; prints the new job ids",
@@ -56,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="one job per value (or range(START,STOP[,STEP])); repeatable: the Cartesian product")
     p.add_argument("--gpus", type=count("--gpus"), default=0, metavar="N", help="GPUs each job needs (default 0)")
+    p.add_argument("--gpu-mem", type=_gpu_mem, default=None, metavar="SIZE",
+                   help="GPU memory each job needs on each of its GPUs (12G, 500M: binary units); such jobs may "
+                        "share a GPU (worker --jobs-per-gpu); implies --gpus 1 when --gpus is not given")
     p.add_argument("--priority", type=_PRIORITY, default=0, metavar="P",
                    help=f"-{MAX_PRIORITY}..{MAX_PRIORITY}; higher runs first (default 0)")
     p.add_argument("--retries", type=count("--retries"), default=0, metavar="N",
@@ -107,6 +118,7 @@ class JobOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     strict: bool = False
+    gpu_mem: int | None = None  # bytes on each GPU; None: whole GPUs
 
 
 @dataclass(frozen=True)
@@ -235,6 +247,8 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
     from expq.queue.spec import JobSpec
     from expq.queue.store import JobQueue
 
+    if options.gpu_mem is not None and (isinstance(options.gpu_mem, bool) or options.gpu_mem <= 0):
+        raise InputError(f"invalid gpu_mem {options.gpu_mem!r}: expected a positive number of bytes")
     queue = JobQueue(root)
     cwd = check_options(queue, options)
     after = tuple(dict.fromkeys(options.after))
@@ -246,7 +260,8 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
     prefix = f"experiments/{options.experiment}/"
     return [JobSpec(id=job, experiment=options.experiment, name=p.name, command=tuple(p.command),
                     run_dir=f"{prefix}{job}-{p.name}", cwd=cwd, submitted_at=now, config=p.config,
-                    gpus=options.gpus, priority=options.priority, retries=options.retries,
+                    gpus=max(options.gpus, 1) if options.gpu_mem is not None else options.gpus,
+                    gpu_mem=options.gpu_mem, priority=options.priority, retries=options.retries,
                     timeout=options.timeout, after=after, env=env, user=user,
                     fingerprint=fingerprint(options.experiment, p.command, p.config), placeholders=p.placeholders,
                     strict=options.strict)
@@ -337,7 +352,8 @@ def request_from_args(args: argparse.Namespace) -> SubmitRequest:
     """The one place that reads ``expq submit``'s argparse attributes."""
     after = tuple(dict.fromkeys(job for ids in args.after for job in ids))
     options = JobOptions(experiment=args.experiment, gpus=args.gpus, priority=args.priority, retries=args.retries,
-                         timeout=args.timeout, after=after, env=dict(args.env), cwd=args.cwd, strict=args.strict)
+                         timeout=args.timeout, after=after, env=dict(args.env), cwd=args.cwd, strict=args.strict,
+                         gpu_mem=args.gpu_mem)
     return SubmitRequest(command=tuple(args.command), options=options, name=args.name, configs=tuple(args.config),
                          sets=tuple(args.set), sweeps=tuple(args.sweep),
                          after_experiments=tuple(args.after_experiment), tags=tuple(args.tag),

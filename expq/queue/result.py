@@ -11,10 +11,21 @@ from expq._fs import atomic_write
 from expq.queue.attempts import Attempt
 from expq.queue.states import State
 
-__all__ = ["RESULT_VERSION", "Result", "write_result", "read_result"]
+__all__ = ["RESULT_VERSION", "Result", "write_result", "read_result", "GPU_USAGE_JSON", "GPU_REASONS_SUFFIX",
+           "gpu_shape_key"]
 
 RESULT_VERSION = 1
 MAX_RESULT_BYTES = 1 << 20
+# In a running job's run directory: what its processes hold on its GPUs, as the worker last sampled it
+# (``gpu_mem_bytes``, ``gpu_util``, ``peak_gpu_mem_bytes``, ``sampled_at``), for ``expq status``.
+GPU_USAGE_JSON = "gpu_usage.json"
+# Beside a worker's record in the workers folder: why jobs wait for its GPUs, {gpu_shape_key: reason}.
+GPU_REASONS_SUFFIX = ".reasons"
+
+
+def gpu_shape_key(gpus: int, gpu_mem: int | None) -> str:
+    """Jobs with the same GPU needs wait for the same reason: the key of that reason."""
+    return f"{gpus}:{gpu_mem or 0}"
 
 
 @dataclass(frozen=True)
@@ -36,15 +47,18 @@ class Result:
     finished_at: float | None = None
     duration: float | None = None
     peak_rss_bytes: int | None = None
+    peak_gpu_mem_bytes: int | None = None  # the most its processes held on its GPUs, as sampled; None: not sampled
     warnings: tuple[str, ...] = ()  # e.g. "config keys never read: lrate" (issue 14)
 
     @classmethod
-    def of_attempt(cls, job_id: int, state: State, attempt: Attempt, peak_rss_bytes: int) -> Result:
+    def of_attempt(cls, job_id: int, state: State, attempt: Attempt, peak_rss_bytes: int,
+                   peak_gpu_mem_bytes: int | None = None) -> Result:
         """The job ended with this attempt (done, failed, cancelled or timed out while running)."""
         finished = attempt.finished_at or attempt.started_at
         return cls(job_id, state, attempt.reason, attempt.number, attempt.outcome.value, attempt.exit_code,
                    attempt.signal, attempt.host, attempt.worker_id, attempt.slurm_job, attempt.gpus,
-                   attempt.started_at, finished, round(finished - attempt.started_at, 6), peak_rss_bytes)
+                   attempt.started_at, finished, round(finished - attempt.started_at, 6), peak_rss_bytes,
+                   peak_gpu_mem_bytes)
 
     @classmethod
     def without_run(cls, job_id: int, state: State, reason: str, attempts: int, finished_at: float) -> Result:

@@ -11,7 +11,7 @@ from expq._fs import check_name
 from expq.contract import is_reserved_var
 from expq.errors import InputError
 
-__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir"]
+__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir", "parse_size", "format_size"]
 
 SPEC_VERSION = 1
 MAX_PRIORITY = 9999
@@ -36,6 +36,7 @@ class JobSpec:
     after: tuple[int, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    gpu_mem: int | None = None  # bytes of GPU memory the job needs on each of its GPUs; None: whole GPUs
     # ``submit --skip-existing`` finds earlier jobs by this hash of experiment, command and config
     fingerprint: str = ""
     # config keys the command's placeholders read, and whether unread keys fail the job (``--strict``)
@@ -50,6 +51,8 @@ class JobSpec:
         data["command"] = list(self.command)
         data["after"] = list(self.after)
         data["placeholders"] = list(self.placeholders)
+        if self.gpu_mem is None:  # absent unless asked for: specs without it stay what older readers accept
+            del data["gpu_mem"]
         return data
 
     def to_json(self) -> bytes:
@@ -115,6 +118,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "cwd": (str,), "submitted_at": (int, float), "config": (dict,), "gpus": (int,), "priority": (int,),
     "retries": (int,), "timeout": (int, float, type(None)), "after": (list, tuple), "env": (dict,), "user": (str,),
     "fingerprint": (str,), "placeholders": (list, tuple), "strict": (bool,),
+    "gpu_mem": (int, type(None)),
 }
 
 
@@ -140,6 +144,9 @@ def _check_contract(data: dict[str, Any]) -> None:
     for key in ("gpus", "retries"):
         if data.get(key, 0) < 0:
             raise InputError(f"invalid job spec: negative {key}")
+    gpu_mem = data.get("gpu_mem")
+    if gpu_mem is not None and (gpu_mem <= 0 or data.get("gpus", 0) < 1):
+        raise InputError(f"invalid job spec: gpu_mem {gpu_mem!r} needs a positive size and gpus >= 1")
     timeout = data.get("timeout")
     if timeout is not None and not 0 < timeout < float("inf"):
         raise InputError(f"invalid job spec: timeout {timeout!r} is not a positive number of seconds")
@@ -162,3 +169,29 @@ def _check_contract(data: dict[str, Any]) -> None:
             raise InputError(f"invalid job spec: bad environment variable {key!r}")
         if is_reserved_var(key):
             raise InputError(f"invalid job spec: environment variable {key} is set by the worker and cannot be overridden")
+
+
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGT])(?:i?B)?", re.IGNORECASE)
+_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``12G``, ``1.5GiB``, ``512M``: binary units K/M/G/T (a bare number is refused: bytes or GiB?).
+
+    Raises:
+        InputError: not a positive size with a unit.
+    """
+    match = _SIZE.fullmatch(text.strip())
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()]) if match else 0
+    if size <= 0:
+        raise InputError(f"invalid size {text!r}: expected a number and a binary unit, like 12G, 1.5G or 512M")
+    return size
+
+
+def format_size(size: int) -> str:
+    """``12 GiB``, ``7.1 GiB``, ``500 MiB``: the unit of the largest power of 1024 it reaches."""
+    for unit, factor in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            value = size / factor
+            return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} B"

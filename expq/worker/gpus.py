@@ -1,4 +1,5 @@
-"""Which GPUs a worker may use, and a lock per GPU so no two jobs on a host ever share one.
+"""Which GPUs a worker may use, and the per-GPU locks through which every worker of this user on this
+host agrees who holds which GPU: a whole-GPU job alone, or up to ``--jobs-per-gpu`` sharing jobs.
 
 A GPU lock is an ``flock`` on a file named after the GPU in a folder only this user can write (under
 ``$XDG_RUNTIME_DIR``, else ``/tmp/expq-gpu-locks-<uid>``, checked: a folder another user made first
@@ -6,87 +7,97 @@ is refused, never used). The kernel drops a lock when its holder dies, and the w
 locked descriptor to the job's child, so the GPU stays locked while an orphaned child of a killed
 worker still runs on it. expq never deletes a lock file, and in a private folder nobody else can, so a
 lock cannot vanish under its holder; a file replaced between opening and locking it is not trusted.
+
+Each GPU has a main lock file, held by a whole-GPU job, and seat files, one held by each job sharing
+it; a seat file also records what its holder promised (bytes, when, which job), so every worker sees
+the promises of the others. Counting holders and taking a lock happen under one short host-wide
+placement lock, so two workers never both see the last free seat or the same free memory.
 """
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
-import shutil
 import stat
-import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from expq.contract import GPUS_VAR
 from expq.errors import InputError, InsecureQueue
+from expq.worker.gpuprobe import PROBE_TIMEOUT, GpuInfo, ProbeError, Prober
 
-__all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "default_lock_dir", "check_lock_dir"]
+__all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "Seat", "default_lock_dir", "check_lock_dir"]
 
 log = logging.getLogger(__name__)
 
-SMI_TIMEOUT = 30.0
+MAX_SEATS = 64  # holders of one GPU; --jobs-per-gpu is bounded by the same number
 
 
-def parse_gpus(option: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """``--gpus``: ``auto``, ``none`` or a comma list of ids (indices or UUIDs).
+def parse_gpus(option: str, environ: Mapping[str, str] | None = None,
+               timeout: float = PROBE_TIMEOUT) -> tuple[str, ...]:
+    """``--gpus``: ``auto``, ``none`` or a comma list of ids (indices, UUIDs or PCI bus ids).
 
     Raises:
         InputError: an empty or duplicated id, or one this host does not have (checked against
-            ``CUDA_VISIBLE_DEVICES`` when set, else against ``nvidia-smi`` when there is one).
+            ``CUDA_VISIBLE_DEVICES`` when set, else against the GPUs a probe finds, when it works).
     """
     environ = os.environ if environ is None else environ
     if option == "none":
         return ()
     if option == "auto":
-        return detect_gpus(environ)
+        return detect_gpus(environ, timeout)
     ids = tuple(part.strip() for part in option.split(","))
     if not all(ids) or len(set(ids)) != len(ids):
         raise InputError(f"invalid --gpus {option!r}: expected auto, none or distinct ids like 0,1,2")
-    known = _known_ids(environ)
-    unknown = [gpu for gpu in ids if known is not None and gpu not in known]
+    unknown, known = _unknown_ids(ids, environ, timeout)
     if unknown:
         raise InputError(f"invalid --gpus {option!r}: no GPU {', '.join(unknown)} on this host "
-                         f"(it has {', '.join(sorted(known or ())) or 'none'})")
+                         f"(it has {', '.join(known) or 'none'})")
     return ids
 
 
-def _known_ids(environ: Mapping[str, str]) -> set[str] | None:
-    """The ids a GPU of this process may be named by, or None when nothing can tell."""
+def _unknown_ids(ids: tuple[str, ...], environ: Mapping[str, str], timeout: float) -> tuple[list[str], list[str]]:
+    """The ids that name no GPU of this process, and the ids it has; nothing is unknown when nothing can tell."""
     visible = environ.get(GPUS_VAR)
     if visible is not None:
-        return set(_split(visible))
-    rows = _smi(["--query-gpu=index,uuid", "--format=csv,noheader"])
-    if rows is None:
-        return None
-    return {part.strip() for row in rows for part in row.split(",") if part.strip()}
+        known = _split(visible)
+        return [gpu for gpu in ids if gpu not in known], list(known)
+    try:
+        gpus = Prober(timeout=timeout, environ=environ).probe()
+    except ProbeError:
+        return [], []
+    from expq.worker.gpumatch import match_id
+
+    return ([gpu for gpu in ids if match_id(gpu, gpus) is None],
+            [f"{position} ({gpu.uuid})" for position, gpu in enumerate(sorted(gpus, key=lambda g: g.bus_id))])
 
 
-def detect_gpus(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` when set (as SLURM does), else what
-    ``nvidia-smi`` lists, else none."""
+def detect_gpus(environ: Mapping[str, str], timeout: float = PROBE_TIMEOUT) -> tuple[str, ...]:
+    """The GPUs this process may use: ``CUDA_VISIBLE_DEVICES`` when set (as SLURM does), else the GPUs
+    a probe finds (as indices in PCI bus order, which jobs get), else none, saying why in the log."""
     visible = environ.get(GPUS_VAR)
     if visible is not None:
         return _split(visible)
-    return tuple(_smi(["--query-gpu=index", "--format=csv,noheader"]) or ())
+    try:
+        gpus = Prober(timeout=timeout, environ=environ).probe()
+    except ProbeError as exc:
+        log.warning("no GPU found (%s); running without GPUs", exc)
+        return ()
+    return tuple(str(position) for position in range(len(gpus)))
 
 
 def _split(visible: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1")
 
 
-def _smi(arguments: list[str]) -> list[str] | None:
-    """The non-empty lines ``nvidia-smi`` prints, or None without it (or when it fails: logged)."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    try:
-        out = subprocess.run([smi, *arguments], capture_output=True, text=True, timeout=SMI_TIMEOUT,
-                             check=True).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("nvidia-smi failed (%s); running without GPUs", exc)
-        return None
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def lock_key(gpu_id: str, gpu: GpuInfo | None) -> str:
+    """The name a GPU's lock files carry: its UUID when known, so workers naming it differently
+    (``2`` and ``GPU-8f3...``) still share its locks; else the id as given."""
+    return (gpu.uuid if gpu is not None else gpu_id).replace("/", "_")
 
 
 def default_lock_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -123,40 +134,137 @@ def check_lock_dir(path: Path) -> None:
                                             "EXPQ_GPU_LOCK_DIR to a folder of yours") from None
 
 
+@dataclass(frozen=True)
+class Seat:
+    """One holder of a shared GPU, as its seat file records it."""
+
+    promise: int  # bytes promised to the job at ``at`` (0 when unknown)
+    at: float
+    job: int
+    root: str
+
+    @classmethod
+    def read(cls, fd: int) -> Seat:
+        try:
+            data: Any = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            return cls(int(data.get("promise", 0)), float(data.get("at", 0.0)), int(data.get("job", 0)),
+                       str(data.get("root", "")))
+        except (ValueError, TypeError, AttributeError, OSError):  # written by another version, or torn
+            return cls(0, 0.0, 0, "")
+
+
+@dataclass(frozen=True)
+class Holders:
+    """Who holds one GPU now: a whole-GPU job, and the seats of sharing jobs."""
+
+    whole: bool
+    seats: tuple[Seat, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.seats) + (1 if self.whole else 0)
+
+
 class GpuLocks:
     """Reserves GPUs for jobs; a reservation is a list of (gpu id, locked file descriptor).
 
     Raises (constructor): InsecureQueue when the lock folder is not safe to use.
     """
 
-    def __init__(self, gpus: tuple[str, ...], lock_dir: Path) -> None:
+    def __init__(self, gpus: tuple[str, ...], lock_dir: Path, keys: Mapping[str, str] | None = None) -> None:
         self.gpus = gpus
         self.lock_dir = lock_dir
-        self._held: dict[str, int] = {}
+        self.keys = dict(keys or {})
+        self._held: dict[int, str] = {}  # descriptor -> gpu id, for every lock this worker holds
         if gpus:
             check_lock_dir(lock_dir)
 
+    def _key(self, gpu: str) -> str:
+        return self.keys.get(gpu) or gpu.replace("/", "_")
+
+    @contextmanager
+    def placement(self) -> Iterator[None]:
+        """The host-wide turn in which one worker counts holders and takes locks (held for a few
+        syscalls: no probe runs inside it)."""
+        fd = os.open(self.lock_dir / "placement.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def acquire(self, count: int) -> list[tuple[str, int]] | None:
-        """Lock ``count`` GPUs no other job on this host holds, or None (nothing stays locked)."""
-        taken: list[tuple[str, int]] = []
-        for gpu in self.gpus:
-            if len(taken) == count:
-                break
-            if gpu in self._held:
-                continue
-            fd = self._lock(gpu)
+        """Lock ``count`` whole GPUs nobody on this host holds, in order, or None (nothing stays locked)."""
+        with self.placement():
+            free = [gpu for gpu in self.gpus if self.holders(gpu).count == 0]
+            return self.take_whole(free[:count]) if len(free) >= count else None
+
+    def holders(self, gpu: str) -> Holders:
+        """Who holds ``gpu`` now (call inside ``placement()`` to act on the answer)."""
+        key = self._key(gpu)
+        whole = self._is_held(self.lock_dir / f"gpu-{key}.lock")
+        seats = []
+        for path in sorted(self.lock_dir.glob(f"gpu-{key}.seat-*.lock")):
+            fd = self._open(path)
             if fd is None:
                 continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                seats.append(Seat.read(fd))
+            finally:
+                os.close(fd)
+        return Holders(whole, tuple(seats))
+
+    def take_whole(self, gpus: list[str]) -> list[tuple[str, int]] | None:
+        """Lock these GPUs whole (inside ``placement()``, after checking they have no holder)."""
+        taken: list[tuple[str, int]] = []
+        for gpu in gpus:
+            fd = self._lock(self.lock_dir / f"gpu-{self._key(gpu)}.lock")
+            if fd is None:
+                self.release(taken)
+                return None
             taken.append((gpu, fd))
-            self._held[gpu] = fd
-        if len(taken) < count:
-            self.release(taken)
-            return None
+            self._held[fd] = gpu
         return taken
 
-    def _lock(self, gpu: str) -> int | None:
-        """The locked descriptor of this GPU's lock file, or None while someone holds it."""
-        path = self.lock_dir / f"gpu-{gpu.replace('/', '_')}.lock"
+    def take_seats(self, gpus: list[str], seat: Seat) -> list[tuple[str, int]] | None:
+        """A seat on each of these GPUs, recording ``seat`` in it (inside ``placement()``)."""
+        taken: list[tuple[str, int]] = []
+        record = json.dumps({"promise": seat.promise, "at": seat.at, "job": seat.job, "root": seat.root}).encode()
+        for gpu in gpus:
+            fd = next((fd for n in range(MAX_SEATS)
+                       if (fd := self._lock(self.lock_dir / f"gpu-{self._key(gpu)}.seat-{n}.lock")) is not None),
+                      None)
+            if fd is None:
+                self.release(taken)
+                return None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, record, 0)
+            taken.append((gpu, fd))
+            self._held[fd] = gpu
+        return taken
+
+    def _open(self, path: Path) -> int | None:
+        try:
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+
+    def _is_held(self, path: Path) -> bool:
+        fd = self._open(path)
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _lock(self, path: Path) -> int | None:
+        """The locked descriptor of this lock file, or None while someone holds it."""
         for _ in range(3):  # the file may be replaced between open and lock: lock the current one
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
@@ -174,6 +282,6 @@ class GpuLocks:
         return None
 
     def release(self, reservation: list[tuple[str, int]]) -> None:
-        for gpu, fd in reservation:
-            self._held.pop(gpu, None)
+        for _, fd in reservation:
+            self._held.pop(fd, None)
             os.close(fd)

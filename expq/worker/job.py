@@ -23,6 +23,7 @@ from expq.queue.states import State
 from expq.queue.store import JobQueue
 from expq.worker.child import ExitStatus, JobTree, spawn
 from expq.worker.envfile import env_file_text, job_environment
+from expq.worker.oom import oom_reason, ran_out_of_gpu_memory
 
 __all__ = ["RunningJob", "Identity", "StartError", "ClaimLost", "DiskFull", "start_job", "fail_to_start",
            "put_back", "end_processes", "finish_job", "target_state", "is_disk_full"]
@@ -62,6 +63,7 @@ class RunningJob:
     fenced: bool = False
     lease_stamp: tuple[int, int] = (0, 0)
     claim: str = ""
+    peak_gpu_mem_bytes: int | None = None  # the most its processes held on its GPUs, as sampled
 
     def is_fenced(self, queue: JobQueue) -> bool:
         """Whether the job was taken from this worker (its lease is gone or someone else's)."""
@@ -236,11 +238,14 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
     else:
         outcome = Outcome.FAILED
         reason = f"exit code {status.exit_code}" if status.signal is None else f"killed by {status.signal}"
+        if job.attempt.gpus and ran_out_of_gpu_memory(job.run.stderr):
+            reason = oom_reason(reason, job.spec.gpu_mem)
     attempt = finish_attempt(job.run, job.attempt, outcome=outcome, finished_at=now, exit_code=status.exit_code,
                              signal=status.signal, reason=reason)
     target = target_state(job, outcome)
     if target is not State.PENDING:
-        write_result(job.run.result, Result.of_attempt(job.spec.id, target, attempt, status.peak_rss_bytes))
+        write_result(job.run.result, Result.of_attempt(job.spec.id, target, attempt, status.peak_rss_bytes,
+                                                       job.peak_gpu_mem_bytes))
     if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None

@@ -24,6 +24,7 @@ from expq.queue.attempts import Outcome
 from expq.queue.claim import Claim, Claimer
 from expq.queue.lease import HeartbeatWatch, Lease, read_lease
 from expq.queue.reaper import judge, recover, running_jobs
+from expq.queue.result import GPU_REASONS_SUFFIX
 from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -33,7 +34,9 @@ from expq.worker import cgroup
 from expq.worker.cgroup import JobCgroups, cgroup2_root
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
 from expq.worker.config_check import add_warnings, check_config_reads
+from expq.worker.gpuprobe import PROBE_TIMEOUT
 from expq.worker.gpus import GpuLocks, default_lock_dir
+from expq.worker.gpuusage import GpuSampler
 from expq.worker.job import (
     ClaimLost,
     DiskFull,
@@ -47,6 +50,7 @@ from expq.worker.job import (
     put_back,
     start_job,
 )
+from expq.worker.placement import DEFAULT_FOREIGN_MEM, GpuPolicy, Placer
 from expq.worker.signals import SignalFlags
 
 __all__ = ["Worker", "WorkerOptions", "identity"]
@@ -69,11 +73,19 @@ class WorkerOptions:
     lease_timeout: float = 60.0
     grace: float = 10.0
     lock_dir: Path = field(default_factory=default_lock_dir)
+    jobs_per_gpu: int = 1
+    foreign_mem: int = DEFAULT_FOREIGN_MEM
+    ignore_foreign: bool = False
+    probe_timeout: float = PROBE_TIMEOUT
 
     @property
     def slot_count(self) -> int:
-        """One job per GPU by default; ``--slots`` for CPU jobs or several jobs per GPU box."""
-        return self.slots if self.slots is not None else max(1, len(self.gpus))
+        """``--jobs-per-gpu`` jobs per GPU by default (1: one job per GPU); ``--slots`` for CPU jobs."""
+        return self.slots if self.slots is not None else max(1, len(self.gpus) * self.jobs_per_gpu)
+
+    @property
+    def gpu_policy(self) -> GpuPolicy:
+        return GpuPolicy(self.jobs_per_gpu, self.foreign_mem, self.ignore_foreign, self.probe_timeout)
 
 
 def identity(environ: Mapping[str, str]) -> Identity:
@@ -93,6 +105,8 @@ class Worker:
         self.options = options
         self.who = who or identity(os.environ)
         self.locks = GpuLocks(options.gpus, options.lock_dir)
+        self.placer = Placer(options.gpus, self.locks, options.gpu_policy, str(queue.root))
+        self.gpu_sampler = GpuSampler(self.placer, self.queue.paths.workers / (self.who.worker_id + GPU_REASONS_SUFFIX))
         self.claimer = Claimer(queue)
         self.watch = HeartbeatWatch(options.lease_timeout)
         self.jobs: dict[int, RunningJob] = {}
@@ -122,6 +136,7 @@ class Worker:
         """
         self.queue.require().check_secure()
         self._write_worker_file()
+        self.placer.start(time.time())
         self.cgroups = JobCgroups.open(self.who.worker_id)
         log.info("worker %s serving %s with %d slot(s), GPUs [%s]; jobs tracked by %s", self.who.worker_id,
                  self.queue.root, self.options.slot_count, ",".join(self.options.gpus),
@@ -135,6 +150,7 @@ class Worker:
             self._retry_unrecorded(time.time())
         if self.cgroups is not None:
             self.cgroups.close()
+        self.gpu_sampler.close()
         self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
         clear_stop(self.queue.paths, self.who.worker_id)
 
@@ -160,6 +176,8 @@ class Worker:
         for spec in self.claimer.passed_over[:20]:
             if spec.gpus > gpus:
                 log.warning("job %d stays pending: it needs %d GPU(s), this worker has %d", spec.id, spec.gpus, gpus)
+            elif not self.placer.possible(spec):
+                log.warning("job %d stays pending: no GPU of this worker has the memory it asks for", spec.id)
             elif spec.after:
                 log.warning("job %d stays pending: it waits for job(s) %s", spec.id, ",".join(map(str, spec.after)))
 
@@ -177,6 +195,8 @@ class Worker:
             self._probe_disk(now)
         if not self.stopping:
             self._fill_slots(now)
+        if self.jobs and self.options.gpus:
+            self.gpu_sampler.sample(self.jobs.values(), now)
         if ended:
             # Recorded after the free slots are refilled, so this bookkeeping overlaps the next
             # child's start-up instead of delaying it; then claim again for jobs it unblocked.
@@ -203,22 +223,22 @@ class Worker:
     # -- claiming and starting --------------------------------------------------------------
 
     def _fill_slots(self, now: float) -> None:
+        self.placer.new_pass()
         while self.paused is None and len(self.jobs) < self.options.slot_count and not self._max_reached():
-            claimed = self.claimer.claim(self._reserve, self.locks.release)
+            claimed = self.claimer.claim(lambda spec: self._reserve(spec, now), self.locks.release)
             if claimed is None:
-                gpus = len(self.options.gpus)
-                self._idle = not any(spec.gpus <= gpus for spec in self.claimer.passed_over)
-                return
+                self._idle = not any(self.placer.possible(spec) for spec in self.claimer.passed_over)
+                break
             self._idle = False
             self._start(claimed, now)
+        self.gpu_sampler.publish_reasons(self.placer.reasons)
 
     def _max_reached(self) -> bool:
         return self.options.max_jobs is not None and self.started >= self.options.max_jobs
 
-    def _reserve(self, spec: JobSpec) -> list[tuple[str, int]] | None:
-        if spec.gpus > len(self.options.gpus):
-            return None
-        return self.locks.acquire(spec.gpus)
+    def _reserve(self, spec: JobSpec, now: float) -> list[tuple[str, int]] | None:
+        """The claimer asks for each runnable candidate: GPUs it can have now (see ``placement``), or None."""
+        return self.placer.reserve(spec, now)
 
     def _start(self, claim: Claim[list[tuple[str, int]]], now: float) -> None:
         spec, reservation, token = claim

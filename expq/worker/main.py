@@ -18,13 +18,15 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
     Raises:
         InputError: an invalid ``--gpus`` list.
     """
-    return WorkerOptions(gpus=parse_gpus(args.gpus), slots=args.slots, drain=args.drain, max_jobs=args.max_jobs,
-                         poll=args.poll, heartbeat=args.heartbeat, lease_timeout=args.lease_timeout,
-                         grace=args.grace)
+    return WorkerOptions(gpus=parse_gpus(args.gpus, timeout=args.probe_timeout), slots=args.slots,
+                         drain=args.drain, max_jobs=args.max_jobs, poll=args.poll, heartbeat=args.heartbeat,
+                         lease_timeout=args.lease_timeout, grace=args.grace, jobs_per_gpu=args.jobs_per_gpu,
+                         foreign_mem=args.foreign_mem, ignore_foreign=args.ignore_foreign,
+                         probe_timeout=args.probe_timeout)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    options = options_from_args(args)
     logging.basicConfig(level=os.environ.get("EXPQ_LOG_LEVEL", "INFO"),
                         format="%(asctime)s expq-worker[%(process)d] %(levelname)s %(message)s")
+    options = options_from_args(args)  # after the log is set up: --gpus auto says there why it found no GPU
     return Worker(JobQueue(args.root), options).run()

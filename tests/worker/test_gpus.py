@@ -12,8 +12,10 @@ from expq.worker.gpus import GpuLocks, check_lock_dir, default_lock_dir, detect_
 
 SMI = """#!/bin/sh
 case "$*" in
-  *index,uuid*) printf '0, GPU-aaaa\\n1, GPU-bbbb\\n2, GPU-cccc\\n3, GPU-dddd\\n' ;;
-  *index*) printf '0\\n1\\n2\\n3\\n' ;;
+  *--query-gpu=*) for i in 0 1 2 3; do
+      printf '%s, GPU-%s, 00000000:%s:00.0, Fake GPU, 16384, 0, 0\\n' $i $(echo aaaa bbbb cccc dddd | cut -d' ' -f$((i+1))) 1$i
+    done ;;
+  *--query-compute-apps=*) ;;
 esac
 """
 
@@ -27,7 +29,7 @@ def smi_env(tmp_path: Path) -> dict[str, str]:
     smi.write_text(SMI)
     smi.chmod(0o755)
     os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ['PATH']}"  # parse_gpus finds it via shutil.which
-    return {"PATH": os.environ["PATH"]}
+    return {"PATH": os.environ["PATH"], "EXPQ_GPU_PROBE": "smi"}
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +48,7 @@ def test_auto_uses_cuda_visible_devices_first_then_nvidia_smi(smi_env):
 
 def test_an_explicit_gpu_the_host_does_not_have_is_refused(smi_env):
     assert parse_gpus("0,GPU-cccc", smi_env) == ("0", "GPU-cccc")
+    assert parse_gpus("GPU-dd,0000:11:00.0", smi_env) == ("GPU-dd", "0000:11:00.0")  # a UUID prefix, a bus id
     with pytest.raises(InputError, match="no GPU 7 on this host"):
         parse_gpus("7", smi_env)
     with pytest.raises(InputError, match="no GPU 3 on this host"):
