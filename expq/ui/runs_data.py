@@ -28,7 +28,7 @@ from expq.ui.series import MetricStore, finite_or_none, last_point
 
 __all__ = ["RunStates", "UNREAD", "experiments", "runs_table", "run_details", "series", "clean", "MAX_POINTS", "SUMMARY_BUDGET"]
 
-MAX_POINTS = 2000  # points per line sent to the browser; more cannot be told apart on a screen
+MAX_POINTS = 1000  # points per line sent to the browser; a chart is a few hundred pixels wide
 SUMMARY_BUDGET = 0.3  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
 LOGS = (tree.STDOUT_LOG, tree.STDERR_LOG, tree.RUN_LOG)
 UNREAD = "not read yet"
@@ -296,13 +296,21 @@ def series(root: Path, experiment: str, metric: str, runs: list[str], store: Met
         if total > max_points:
             keep = np.unique(np.append(np.arange(0, total, math.ceil(total / max_points)), total - 1))
             points = points[keep]
-        xs = points[:, 0] if x == "step" else points[:, 2] - (points[0, 2] if len(points) else 0)
-        lines.append({"run": name, "x": _floats(xs), "y": _floats(points[:, 1]), "points": total})
+        if x == "step":
+            xs: list[Any] = points[:, 0].astype(np.int64).tolist()
+        else:
+            xs = _floats(np.round(points[:, 2] - (points[0, 2] if len(points) else 0), 3))
+        lines.append({"run": name, "x": xs, "y": _floats(points[:, 1]), "points": total})
     return {"experiment": experiment, "metric": metric, "x": x, "lines": lines}
 
 
 def _floats(values: Any) -> list[float | None]:
-    return [finite_or_none(float(v)) for v in values]
+    """A float array as a JSON-ready list: NaN and infinity become null (the chart leaves a gap)."""
+    import numpy as np
+
+    if np.isfinite(values).all():
+        return list(values.tolist())
+    return [finite_or_none(v) for v in values.tolist()]
 
 
 def clean(value: Any) -> Any:
