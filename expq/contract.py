@@ -21,6 +21,7 @@ __all__ = [
     "GPUS_VAR", "GPU_ORDER_VAR", "GPU_ORDER", "RESERVED_VARS", "RESERVED_PREFIX", "is_reserved_var", "DEFAULT_ROOT_NAME", "QUEUE_DIR", "EXPERIMENTS_DIR",
     "JOB_JSON", "CONFIG_YAML", "RUN_ENV", "STDOUT_LOG", "STDERR_LOG", "RESULT_JSON", "ATTEMPTS_DIR",
     "RUN_JSON", "RUN_LOG", "FILES_DIR", "METRICS_DIR", "SOURCES_DIR", "RUNS_DIR", "RUN_MARKERS",
+    "TENSORBOARD_VAR", "TENSORBOARD_DIR", "JOB_SETTINGS", "CALL_PKL", "OUTCOME_PKL",
     "JobEnvironment", "resolve_root",
 ]
 
@@ -37,12 +38,16 @@ GPU_ORDER = "PCI_BUS_ID"  # so GPU ids mean what nvidia-smi shows
 # A job's own --env must not override these: they are how the job finds its run and its GPUs.
 RESERVED_VARS = frozenset({ROOT_VAR, JOB_ID_VAR, ATTEMPT_VAR, RUN_DIR_VAR, EXPERIMENT_VAR, CONFIG_VAR,
                            GPUS_VAR, GPU_ORDER_VAR})
-RESERVED_PREFIX = "EXPQ_"  # and no other EXPQ_ name either: expq may add variables later
+TENSORBOARD_VAR = "EXPQ_TENSORBOARD"  # "1": log_scalar also writes live TensorBoard event files
+# Settings a job may set for itself with --env (the worker never sets them).
+JOB_SETTINGS = frozenset({TENSORBOARD_VAR})
+RESERVED_PREFIX = "EXPQ_"  # any other EXPQ_ name is reserved too: expq may add variables later
 
 
 def is_reserved_var(name: str) -> bool:
-    """True for a variable a job's ``--env`` may not set (``EXPQ_*`` and the GPU variables)."""
-    return name.startswith(RESERVED_PREFIX) or name in RESERVED_VARS
+    """True for a variable a job's ``--env`` may not set: what the worker sets, and ``EXPQ_*`` names
+    other than the job settings above."""
+    return name in RESERVED_VARS or (name.startswith(RESERVED_PREFIX) and name not in JOB_SETTINGS)
 
 
 # -- the root --------------------------------------------------------------------------------
@@ -66,6 +71,9 @@ FILES_DIR = "files"  # save()d objects
 METRICS_DIR = "metrics"  # one CSV per metric
 SOURCES_DIR = "sources"  # the source snapshot
 RUNS_DIR = "runs"  # nested runs: runs/<sub-run>/, same layout
+TENSORBOARD_DIR = "tensorboard"  # live TensorBoard event files
+CALL_PKL = "call.pkl"  # expq.Executor: the pickled call, written before the job is queued
+OUTCOME_PKL = "outcome.pkl"  # expq.Executor: the pickled return value or exception, written atomically
 
 # Any one of these makes a folder a run directory, whoever wrote it.
 RUN_MARKERS = (RUN_JSON, JOB_JSON, RESULT_JSON)

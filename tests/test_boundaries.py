@@ -18,6 +18,7 @@ FORBIDDEN = {
     "expq.queue.claim": HEAVY | {"expq.worker", "expq.launcher", "expq.experiment"},
     "expq.worker.loop": HEAVY | {"expq.launcher", "expq.experiment"},
     "expq.experiment": HEAVY | {"expq.queue", "expq.worker", "expq.launcher"},
+    "expq.executor": HEAVY | {"cloudpickle", "expq.worker"},
     "expq.contract": HEAVY | {"yaml", "psutil", "filelock", "expq.queue", "expq.worker", "expq.launcher",
                               "expq.experiment"},
     "expq.config": HEAVY | {"yaml", "psutil", "filelock", "expq.queue", "expq.worker", "expq.launcher",

@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from expq.contract import CALL_PKL, OUTCOME_PKL
 from expq.errors import InsecureQueue
 
 __all__ = ["CALL_FILE", "OUTCOME_FILE", "Call", "Outcome", "dump_call", "read_call", "write_value",
            "write_error", "read_outcome", "make_run_dir", "write_private", "check_trusted", "qualified_name",
            "submitter_path"]
 
-CALL_FILE = "call.pkl"
-OUTCOME_FILE = "outcome.pkl"
+CALL_FILE = CALL_PKL
+OUTCOME_FILE = OUTCOME_PKL
 FORMAT = 1
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expq.contract import TENSORBOARD_DIR, TENSORBOARD_VAR
 from expq.errors import InputError, NotFound
 from expq.experiment.tree import relative_name
 
@@ -44,8 +45,7 @@ HEADER = "step,value,time\n"
 # Time is seconds since the epoch to the millisecond, as MLflow keeps it.
 _LINE = "%d,%r,%.3f\n"
 _SUFFIX = ".csv"
-TENSORBOARD_DIR = "tensorboard"  # <run>/tensorboard/: the live event files
-TENSORBOARD_VAR = "EXPQ_TENSORBOARD"  # "1" turns the live writer on in every run of the process
+
 _TRUE = {"1", "true", "yes", "on"}
 _now = time.time
 

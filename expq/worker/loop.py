@@ -132,9 +132,12 @@ class Worker:
         """Check the queue is safe to serve, then announce this worker.
 
         Raises:
-            NotFound: no queue at the root. InsecureQueue: others can write to it.
+            InsecureQueue: others can write to the root (an empty queue is created where there is none).
         """
-        self.queue.require().check_secure()
+        if not self.queue.exists():  # workers may start before the first submit (a SLURM array, a new box)
+            self.queue.create()
+            log.info("created an empty queue at %s", self.queue.root)
+        self.queue.check_secure()
         self._write_worker_file()
         self.placer.start(time.time())
         self.cgroups = JobCgroups.open(self.who.worker_id)
