@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-import threading
+import subprocess
+import sys
 
 import pytest
 
 from expq.launcher.cli import main
-from expq.queue.labels import LABELS_JSON, update_labels
+from expq.queue.labels import LABELS_JSON
 
 
 def test_tags_from_submit_and_tag_are_shown_and_filter_status(root):
@@ -71,21 +72,10 @@ def test_bad_tags_and_ids_change_nothing(root, argv, message):
 
 def test_concurrent_taggers_lose_no_tag(tmp_path):
     run_dir = tmp_path / "e" / "1-x"
-    errors: list[BaseException] = []
-
-    def add(tag: str) -> None:
-        try:
-            for n in range(25):
-                update_labels(run_dir, add=[f"{tag}{n}"])
-        except BaseException as exc:  # re-raised below, in the test's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=add, args=(t,)) for t in "abcd"]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    code = ("import sys; from pathlib import Path; from expq.queue.labels import update_labels\n"
+            "for n in range(25): update_labels(Path(sys.argv[1]), add=[sys.argv[2] + str(n)])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(run_dir), t]) for t in "abcd"]
+    assert [proc.wait(60) for proc in procs] == [0, 0, 0, 0]
     tags = json.loads((run_dir / LABELS_JSON).read_text())["tags"]
     assert sorted(tags) == sorted(f"{t}{n}" for t in "abcd" for n in range(25))
 
