@@ -3,6 +3,7 @@ child processes, and real worker processes that die at teardown."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,9 +27,10 @@ class Root:
         self.queue = JobQueue(path)
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def expq(self, *args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def expq(self, *args: str, cwd: Path | None = None, check: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "expq", "--root", str(self.path), *args], capture_output=True,
-                              text=True, cwd=cwd)
+                              text=True, cwd=cwd, env={**os.environ, "COLUMNS": "300", **(env or {})})
         if check:
             assert done.returncode == 0, done.stderr
         return done
