@@ -108,8 +108,7 @@ class RunsTable:
             shared = ", ".join(f"{k.removeprefix('config.')}={cell_text(v)}" for k, v in self.constant.items())
             lines.append(f"same in every run: {shared}")
         columns = self.shown_columns
-        cells = [columns] + [[cell_text(row.get(c)) if c == "run" else _cut(cell_text(row.get(c))) for c in columns]
-                             for row in self.rows]
+        cells = [columns] + [[_shown(c, row.get(c)) for c in columns] for row in self.rows]
         widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
         keep = len(columns)
         if width is not None:  # drop trailing columns that do not fit, and say so
@@ -137,6 +136,24 @@ def cell_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(cell_text(v) for v in value)
     return str(value)
+
+
+def _shown(column: str, value: Any) -> str:
+    if column == "run":
+        return cell_text(value)  # never cut: it is what names the row
+    if column == "duration" and isinstance(value, (int, float)):
+        return _duration(float(value))
+    return _cut(cell_text(value))
+
+
+def _duration(seconds: float) -> str:
+    """``0.8s``, ``42.0s``, ``3m12s``, ``2h05m``: a column of durations reads at a glance."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _cut(text: str) -> str:
