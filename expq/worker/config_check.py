@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 
-from expq.experiment.config_reads import recorded_reads, unread_keys, warning_text
 from expq.queue.attempts import Outcome
 from expq.queue.paths import RunPaths
 from expq.queue.result import read_result, write_result
@@ -29,6 +28,9 @@ def check_config_reads(job: RunningJob, status: ExitStatus) -> list[str]:
     into a failure (its outcome is decided from ``job.stopping``, as for a timeout)."""
     if job.stopping is not None:
         return []
+    # lazily: importing the worker must not load the experiment API (tests/test_boundaries.py)
+    from expq.experiment.config_reads import recorded_reads, unread_keys, warning_text
+
     read = recorded_reads(job.run.dir)
     if read is None:
         return []
