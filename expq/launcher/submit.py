@@ -242,7 +242,7 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
         InputError: a bad experiment name. NotFound: ``--after`` a job that does not exist, or a
             ``cwd`` that is not a directory.
     """
-    from expq.queue.fingerprints import fingerprint
+    from expq.queue.fingerprints import fingerprint_of
     from expq.queue.ids import allocate_ids
     from expq.queue.spec import JobSpec
     from expq.queue.store import JobQueue
@@ -263,7 +263,7 @@ def build_specs(root: str | os.PathLike[str] | None, plans: Sequence[Plan], opti
                     gpus=max(options.gpus, 1) if options.gpu_mem is not None else options.gpus,
                     gpu_mem=options.gpu_mem, priority=options.priority, retries=options.retries,
                     timeout=options.timeout, after=after, env=env, user=user,
-                    fingerprint=fingerprint(options.experiment, p.command, p.config), placeholders=p.placeholders,
+                    fingerprint=fingerprint_of(options.experiment, p.command, p.config), placeholders=p.placeholders,
                     strict=options.strict)
             for job, p in zip(ids, plans)]
 
@@ -330,10 +330,10 @@ def _skip_existing(queue: JobQueue, experiment: str, plans: Sequence[Plan]
     """Split the plans into those to queue and those covered by a pending, running or done job with
     the same fingerprint (the newest such job covers it). Costs one readlink per plan plus a stat
     per id found: never a read of the queue's specs."""
-    from expq.queue.fingerprints import fingerprint, lookup
+    from expq.queue.fingerprints import fingerprint_of, lookup
     from expq.queue.states import State
 
-    prints = [fingerprint(experiment, p.command, p.config) for p in plans]
+    prints = [fingerprint_of(experiment, p.command, p.config) for p in plans]
     recorded = lookup(queue.paths, prints)
     where = queue.locate_many({job for ids in recorded.values() for job in ids}) if recorded else {}
     keep: list[Plan] = []

@@ -24,12 +24,12 @@ from typing import Any
 from expq._fs import ensure_dir
 from expq.queue.paths import QueuePaths
 
-__all__ = ["fingerprint", "index_dir", "locked", "lookup", "record"]
+__all__ = ["fingerprint_of", "index_dir", "locked", "lookup", "record"]
 
 MAX_IDS = 64  # a fingerprint submitted more often keeps its newest ids only
 
 
-def fingerprint(experiment: str, command: Sequence[str], config: Mapping[str, Any]) -> str:
+def fingerprint_of(experiment: str, command: Sequence[str], config: Mapping[str, Any]) -> str:
     """A hash of what makes two jobs the same run: experiment, rendered command, resolved config."""
     text = json.dumps([experiment, list(command), config], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:40]
