@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -69,8 +71,14 @@ def _int(value: str | None) -> int | None:
         raise InputError(f"not a number: {value!r}") from None
 
 
-def create_app(root: Path, token: str, read_only: bool = False, store: MetricStore | None = None) -> Starlette:
-    """The application serving ``root``; ``token`` authorises actions unless ``read_only``."""
+def create_app(root: Path, token: str, read_only: bool = False, store: MetricStore | None = None,
+               hosts: list[str] | None = None) -> Starlette:
+    """The application serving ``root``; ``token`` authorises actions unless ``read_only``.
+
+    ``hosts``: the only Host headers answered (None: any). A dashboard on 127.0.0.1 answers only to
+    its own names, so a web page whose domain an attacker re-points at 127.0.0.1 (DNS rebinding)
+    cannot read it.
+    """
     store = store or MetricStore()
     states = runs_data.RunStates()
     bundle = plotly_bundle()
@@ -162,7 +170,8 @@ def create_app(root: Path, token: str, read_only: bool = False, store: MetricSto
         Route("/api/run/log", api(run_log)),
         Route("/api/run/file", api(run_file)),
     ]
-    app = Starlette(routes=routes)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)] if hosts else []
+    app = Starlette(routes=routes, middleware=middleware)
     app.add_exception_handler(404, _unknown_url)
     return app
 

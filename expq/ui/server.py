@@ -95,7 +95,9 @@ class Dashboard:
 
         from expq.ui.app import create_app
 
-        app = create_app(self.root, self.token, read_only=self.read_only)
+        host = str(self.sock.getsockname()[0])
+        hosts = ["127.0.0.1", "localhost", host] if is_loopback(host) else None
+        app = create_app(self.root, self.token, read_only=self.read_only, hosts=hosts)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)
         uvicorn.Server(config).run(sockets=[self.sock])

@@ -194,3 +194,14 @@ def test_listening_beyond_this_machine_warns(crafted: Path) -> None:
         _, err = proc.communicate(timeout=15)
     assert "expq: warning: listening on 0.0.0.0" in err
     assert os.path.isdir(crafted)  # nothing of the root was touched (only read)
+
+
+def test_other_host_names_are_refused_on_loopback(crafted_server: Server) -> None:
+    request = urllib.request.Request(f"{crafted_server.base}/api/info", headers={"Host": "attacker.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400  # a DNS-rebinding page cannot read the dashboard
+    request = urllib.request.Request(f"{crafted_server.base}/api/info", headers={"Host": "localhost:1234"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
