@@ -10,13 +10,54 @@ from typing import Any
 from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_private_dir", "MAX_NAME",
-           "FILE_MODE", "DIR_MODE"]
+           "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
+           "foreign_writer"]
 
 MAX_NAME = 128
-# Everything expq creates is its user's alone, whatever the umask: specs, configs and logs may hold
-# secrets (--env API_TOKEN=..., --set password=...). A root shared with a group says so explicitly.
-FILE_MODE = 0o600
-DIR_MODE = 0o700
+SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
+
+
+class Modes:
+    """The modes of everything expq creates. Owner-only by default, whatever the umask: specs,
+    configs and logs may hold secrets (--env API_TOKEN=..., --set password=...). A root shared with
+    a group says so (``expq init --shared-group G``), and a process working on it then creates
+    group-readable and -writable files and setgid folders, so the group's members share the tree."""
+
+    def __init__(self) -> None:
+        self.file = 0o600
+        self.dir = 0o700
+        self.group: int | None = None  # the gid of a shared root, once adopted
+
+    def share_with(self, gid: int) -> None:
+        """Group modes from now on, in this process and the jobs it starts (the umask keeps the
+        group's bits and never lets others in)."""
+        self.file, self.dir, self.group = 0o660, 0o2770, gid
+        os.umask(0o007)
+
+
+MODES = Modes()
+
+
+def adopt_root(root: Path) -> None:
+    """Take the modes of the root this process works on: a root with ``queue/shared-group`` is shared
+    with that group (the file must belong to the group, writable by its owner only)."""
+    import grp
+    import stat
+
+    path = Path(root) / "queue" / SHARED_GROUP_FILE
+    try:
+        info = os.lstat(path)
+        name = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        return
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_gid == gid and not info.st_mode & 0o022:
+        MODES.share_with(gid)
 _NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC  # a symlink planted in the tree is never written through
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -31,7 +72,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool 
     path = os.fspath(path)
     tmp = f"{path}.tmp.{os.getpid()}"
     payload = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, FILE_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, MODES.file)
     try:
         try:
             _write_all(fd, payload)
@@ -55,7 +96,7 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
     ``exclusive`` refuses to replace an existing file.
     """
     flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, FILE_MODE)
+    fd = os.open(path, flags, MODES.file)
     try:
         _write_all(fd, data)
         return os.fstat(fd)
@@ -144,22 +185,41 @@ def make_private_dir(path: Path) -> None:
 
     for folder in (path.parent, path):
         try:
-            os.mkdir(folder, DIR_MODE)
+            _make_dir(folder)
             continue
         except FileExistsError:
             pass
         info = os.lstat(folder)
+        problem: str | None
         if stat.S_ISLNK(info.st_mode):
             problem = "a symbolic link"
         elif not stat.S_ISDIR(info.st_mode):
             problem = "not a directory"
-        elif info.st_uid != os.geteuid():
-            problem = f"owned by uid {info.st_uid}"
-        elif info.st_mode & 0o022:
-            problem = f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
         else:
-            continue
+            problem = foreign_writer(info)
+            if problem is None:
+                continue
         raise InputError(f"run directory {folder} was not made by expq ({problem}); refusing to use it")
+
+
+def foreign_writer(info: os.stat_result) -> str | None:
+    """Who else could have written this file or folder: another owner, or write bits for others (for
+    the group too, unless the root is shared with exactly this file's group); None when nobody."""
+    import stat
+
+    shared = MODES.group is not None and info.st_gid == MODES.group
+    if info.st_uid != os.geteuid() and not shared:
+        return f"owned by uid {info.st_uid}"
+    if info.st_mode & (stat.S_IWOTH if shared else stat.S_IWGRP | stat.S_IWOTH):
+        return f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _make_dir(folder: Path) -> None:
+    """mkdir with the modes in force; a shared root's folders are setgid (the umask cannot keep them so)."""
+    os.mkdir(folder, MODES.dir)
+    if MODES.group is not None:
+        os.chmod(folder, MODES.dir)
 
 
 def ensure_dir(path: Path) -> Path:
@@ -174,7 +234,7 @@ def ensure_dir(path: Path) -> Path:
         probe = probe.parent
     for folder in reversed(missing):
         try:
-            os.mkdir(folder, DIR_MODE)
+            _make_dir(folder)
         except FileExistsError:
             if not folder.is_dir():
                 raise

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from expq._fs import adopt_root
 from expq.config import load_config_file
 from expq.contract import ROOT_VAR, JobEnvironment, resolve_root
 
@@ -20,8 +21,12 @@ JobBinding = JobEnvironment  # the name this package has used for a job's enviro
 
 
 def current_job(environ: Mapping[str, str] | None = None) -> JobEnvironment | None:
-    """The job from ``environ`` (default ``os.environ``), or None when started by hand."""
-    return JobEnvironment.read(environ)
+    """The job from ``environ`` (default ``os.environ``), or None when started by hand. A job of a
+    root shared with a group writes its files with the group's modes, as the worker does."""
+    job = JobEnvironment.read(environ)
+    if job is not None:
+        adopt_root(job.root)
+    return job
 
 
 def load_job_config(job: JobEnvironment) -> dict[str, Any]:
@@ -36,5 +41,8 @@ def load_job_config(job: JobEnvironment) -> dict[str, Any]:
 
 
 def default_root(environ: Mapping[str, str] | None = None) -> Path:
-    """``$EXPQ_ROOT`` if set, else ``./expq-root``, resolved as the CLI resolves ``--root``."""
-    return resolve_root(None, environ)
+    """``$EXPQ_ROOT`` if set, else ``./expq-root``, resolved as the CLI resolves ``--root`` (and its
+    modes adopted: a shared root is written with the group's modes)."""
+    root = resolve_root(None, environ)
+    adopt_root(root)
+    return root

@@ -44,6 +44,7 @@ def gpu_size(text: str) -> int:
 # Modules that each add one command with ``register(subparsers)`` / ``run(args) -> int``, in the order
 # ``expq --help`` lists them; "cli" stands for the commands defined in this module.
 COMMAND_MODULES: tuple[str, ...] = (
+    "expq.launcher.init_command",
     "expq.launcher.submit",
     "cli",
     "expq.launcher.logs",

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Sequence
 
-from expq._fs import FILE_MODE
+from expq._fs import MODES
 from expq.errors import InputError, NotFound
 from expq.queue.attempts import read_attempts, reset_budget
 from expq.queue.result import Result
@@ -51,7 +51,7 @@ def cancel(queue: JobQueue, job_ids: Sequence[int]) -> dict[int, str]:
                                                          _attempts_so_far(queue, spec), time.time()))
             outcome[spec.id] = "cancelled"
         else:  # running, or it was claimed a moment ago: its worker acts on the request
-            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, MODES.file)
             os.close(fd)
             outcome[spec.id] = "cancel requested"
     return outcome

@@ -6,7 +6,7 @@ import os
 
 from filelock import FileLock
 
-from expq._fs import FILE_MODE, atomic_write
+from expq._fs import MODES, atomic_write
 from expq.errors import ExpqError, InputError
 from expq.queue.paths import QueuePaths, job_id_of
 from expq.queue.states import FINISHED, State
@@ -71,7 +71,7 @@ def allocate_ids(paths: QueuePaths, count: int) -> range:
     not even across a power loss. A counter found behind the queue (the first or last id of the
     range already belongs to a finished job) is rebuilt from the queue first.
     """
-    with FileLock(os.fspath(paths.id_lock), timeout=60, mode=FILE_MODE):
+    with FileLock(os.fspath(paths.id_lock), timeout=60, mode=MODES.file):
         first = last_id(paths) + 1
         if _taken(paths, first) or _taken(paths, first + count - 1):
             first = highest_id_in_queue(paths) + 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expq._fs import DIR_MODE, atomic_write
+from expq._fs import MODES, atomic_write
 from expq.errors import InputError
 
 __all__ = ["Labels", "LABELS_JSON", "check_tag", "read_labels", "update_labels", "tagged_run_dirs", "MAX_NOTE"]
@@ -88,7 +88,7 @@ def update_labels(run_dir: Path, add: Iterable[str] = (), remove: Iterable[str] 
     """
     for folder in (run_dir.parent, run_dir):
         with contextlib.suppress(FileExistsError):
-            os.mkdir(folder, DIR_MODE)
+            os.mkdir(folder, MODES.dir)
     with _locked(run_dir):
         current = read_labels(run_dir)
         dropped = set(remove)

@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from expq._fs import atomic_write, ensure_dir, make_private_dir, sync_filesystem, write_file
+from expq._fs import adopt_root, atomic_write, ensure_dir, make_private_dir, sync_filesystem, write_file
 from expq.errors import InputError, InsecureQueue, NotFound
 from expq.queue.paths import QueuePaths, claim_of, job_id_of, resolve_root
 from expq.queue.result import Result, write_result
-from expq.queue.security import DIR_MODE, check_private_dir, private_problem
+from expq.queue.security import check_private_dir, private_problem
 from expq.queue.spec import JobSpec
 from expq.queue.states import State, check_transition
 from expq.queue.workers import this_host
@@ -34,6 +34,7 @@ class JobQueue:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.paths = QueuePaths(resolve_root(root))
+        adopt_root(self.paths.root)  # a root shared with a group: this process writes group modes
 
     @property
     def root(self) -> Path:
@@ -79,7 +80,7 @@ class JobQueue:
         specs = list(specs)
         self._remove_abandoned_batches()
         batch = os.fspath(self.paths.incoming / _batch_name())
-        os.mkdir(batch, DIR_MODE)
+        ensure_dir(Path(batch))
         pending = os.fspath(self.paths.state_dir(State.PENDING))
         # strings, not Paths: these loops run 10,000 times
         staged = [(f"{batch}/{spec.id:08d}.json", f"{pending}/{QueuePaths.file_name(State.PENDING, spec.id, spec.priority)}")

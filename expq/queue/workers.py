@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from expq._fs import FILE_MODE, ensure_dir, read_json_object
+from expq._fs import MODES, ensure_dir, read_json_object
 from expq.queue.paths import QueuePaths
 
 __all__ = ["this_host", "live_workers", "SILENCE", "stop_file", "request_stop", "stop_requested", "clear_stop",
@@ -68,7 +68,7 @@ def request_stop(paths: QueuePaths, worker_ids: Iterable[str]) -> None:
     """Ask these workers to stop gracefully (as on SIGTERM) at their next heartbeat."""
     for worker_id in worker_ids:
         ensure_dir(stop_file(paths, worker_id).parent)
-        fd = os.open(stop_file(paths, worker_id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        fd = os.open(stop_file(paths, worker_id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, MODES.file)
         os.close(fd)
 
 

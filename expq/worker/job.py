@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from expq._fs import FILE_MODE, make_private_dir, write_file
+from expq._fs import MODES, make_private_dir, write_file
 from expq.config import dump_config
 from expq.errors import InputError
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
@@ -140,9 +140,9 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
     write_file(run.env, env_file_text(variables).encode())
     header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
               f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.started_at))} ===\n").encode()
-    out = os.open(run.stdout, _LOG_FLAGS, FILE_MODE)
+    out = os.open(run.stdout, _LOG_FLAGS, MODES.file)
     try:
-        err = os.open(run.stderr, _LOG_FLAGS, FILE_MODE)
+        err = os.open(run.stderr, _LOG_FLAGS, MODES.file)
         try:
             os.write(err, header)
             if attempt.number > 1:

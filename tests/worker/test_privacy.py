@@ -3,10 +3,12 @@ whatever the umask; nothing planted in the tree by someone else is followed or t
 folder that becomes unsafe while a worker runs stops it claiming until fixed."""
 from __future__ import annotations
 
+import grp
 import os
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +56,11 @@ def test_another_user_cannot_read_a_jobs_secrets(make_cluster):
         cluster.drain("--gpus", "none")
         run_env = cluster.run_dir(job_id) / "run.env"
         assert "s3cret" in run_env.read_text()
-        peek = subprocess.run(["cat", str(run_env)], capture_output=True, text=True, user=NOBODY)
+        peek = subprocess.run(["cat", str(run_env)], capture_output=True, text=True, user=NOBODY, group=NOBODY,
+                              extra_groups=[])
         assert peek.returncode != 0 and "s3cret" not in peek.stdout
-        listing = subprocess.run(["ls", str(cluster.queue.paths.queue)], capture_output=True, user=NOBODY)
+        listing = subprocess.run(["ls", str(cluster.queue.paths.queue)], capture_output=True, user=NOBODY,
+                                 group=NOBODY, extra_groups=[])
         assert listing.returncode != 0
     finally:
         subprocess.run(["rm", "-rf", str(shared)], check=True)
@@ -118,3 +122,54 @@ def test_a_queue_folder_opened_to_others_stops_claiming_until_fixed(cluster, wai
     assert "claiming jobs again" in cluster.worker_log(0)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0
+
+
+@pytest.fixture
+def colleague() -> Iterator[tuple[str, int]]:
+    """A group and a second user in it (created for the test, removed after): (group name, user id)."""
+    if os.geteuid() != 0:
+        pytest.skip("creating a group and a user needs root")
+    group, user = "expqshare", "expqpeer"
+    subprocess.run(["userdel", user], capture_output=True)
+    subprocess.run(["groupdel", group], capture_output=True)
+    if subprocess.run(["groupadd", group], capture_output=True).returncode != 0:
+        pytest.skip("groupadd is not available here")
+    subprocess.run(["useradd", "--no-create-home", "-g", group, user], check=True, capture_output=True)
+    try:
+        yield group, int(subprocess.run(["id", "-u", user], capture_output=True, text=True, check=True).stdout)
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["groupdel", group], capture_output=True)
+
+
+def test_a_root_shared_with_a_group_is_shared_with_that_group_only(make_cluster, colleague):
+    group, peer = colleague
+    shared = Path(tempfile.mkdtemp(prefix="expq-shared-"))
+    try:
+        shared.chmod(0o755)
+        cluster = make_cluster(shared / "root")
+        subprocess.run([sys.executable, "-m", "expq", "--root", str(cluster.root), "init", "--shared-group", group],
+                       check=True, capture_output=True)  # not in-process: sharing changes the process's modes
+        queue_dir = cluster.queue.paths.queue
+        assert _mode(queue_dir) == 0o2770 and queue_dir.stat().st_gid == grp.getgrnam(group).gr_gid
+        mine = cluster.submit("--env", "API_TOKEN=s3cret", "--", "true")[0]
+        # a spec a colleague queued (owned by them, the group's, group-writable) is run, not refused
+        theirs = cluster.submit("--", "true")[0]
+        spec = cluster.queue.paths.state_dir(State.PENDING) / cluster.queue.paths.file_name(State.PENDING, theirs)
+        os.chown(spec, peer, -1)
+        cluster.drain("--gpus", "none")
+        assert cluster.state(mine) == "done" and cluster.state(theirs) == "done"
+        run_env = cluster.run_dir(mine) / "run.env"
+        assert _mode(run_env) == 0o660
+        gid = grp.getgrnam(group).gr_gid
+        peek = subprocess.run(["cat", str(run_env)], capture_output=True, text=True, user=peer, group=gid,
+                              extra_groups=[gid])
+        assert peek.returncode == 0 and "s3cret" in peek.stdout  # the group may read its jobs
+        stranger = subprocess.run(["cat", str(run_env)], capture_output=True, text=True, user=NOBODY, group=NOBODY,
+                                  extra_groups=[])
+        assert stranger.returncode != 0 and "s3cret" not in stranger.stdout
+        cluster.queue.paths.state_dir(State.PENDING).chmod(0o2777)  # writable by others: still refused
+        refused = cluster.worker("--gpus", "none", "--drain")
+        assert refused.wait(30) == 2 and "writable by other users" in cluster.worker_log(1)
+    finally:
+        subprocess.run(["rm", "-rf", str(shared)], check=True)
