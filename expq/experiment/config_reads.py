@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from expq._fs import atomic_write
+from expq._fs import atomic_write, ensure_dir
 
 __all__ = ["READS_DIR", "ReadLog", "TrackedConfig", "recorded_reads", "unread_keys", "warning_text"]
 
@@ -40,8 +40,7 @@ class ReadLog:
 
     def save(self, run_dir: Path) -> None:
         """Write the keys read into the run directory (one file per experiment and process)."""
-        folder = run_dir / READS_DIR
-        folder.mkdir(mode=0o755, exist_ok=True)
+        folder = ensure_dir(run_dir / READS_DIR)
         atomic_write(folder / f"{os.getpid()}-{next(_counter)}.json",
                      json.dumps({"version": 1, "read": sorted(self.keys)}), durable=False)
 

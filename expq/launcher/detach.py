@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from expq._fs import write_file
 from expq.errors import ExpqError
 
 __all__ = ["detach", "START_TIMEOUT"]
@@ -45,7 +46,8 @@ def detach(root: Path, argv: Sequence[str], timeout: float = START_TIMEOUT) -> s
     queue = JobQueue(root).require()
     queue.check_secure()
     log_path = queue.paths.workers / f"detached-{uuid.uuid4().hex[:12]}.log"
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    write_file(log_path, b"", exclusive=True)  # with the modes of the root's other files
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         proc = subprocess.Popen([sys.executable, "-m", "expq", *argv], stdin=subprocess.DEVNULL, stdout=fd,
                                 stderr=fd, start_new_session=True)

@@ -2,10 +2,10 @@
 
 ``submit --skip-existing`` must not read 100,000 specs to learn that a sweep point was queued
 before, so every submit records each job's fingerprint in ``queue/fingerprints/<ab>/<hash>``: a
-symbolic link whose target is the comma-separated ids of the jobs with that fingerprint (creating
-or replacing a link is atomic, and reading it is one ``readlink``). A lookup costs one readlink per
-job submitted plus the state of the ids found. Every submit takes ``fingerprints/.lock`` around
-"look up, allocate, record, enqueue", so two concurrent submitters of the same sweep cannot both
+small file holding the comma-separated ids of the jobs with that fingerprint, written atomically
+(temp file + rename; not fsynced, like results: the specs' ``syncfs`` covers it). A lookup costs
+one failed or small ``open`` per job submitted plus the state of the ids found. Every submit
+takes ``fingerprints/.lock`` around "look up, allocate, record, enqueue", so two concurrent submitters of the same sweep cannot both
 queue a point. The index is written before the specs are enqueued: a submit that dies in between
 leaves ids that never appear, which read as gone and are queued again, never a queued job the
 index does not know.
@@ -16,12 +16,11 @@ import contextlib
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from expq._fs import ensure_dir
+from expq._fs import atomic_write, ensure_dir
 from expq.queue.paths import QueuePaths
 
 __all__ = ["fingerprint_of", "index_dir", "locked", "lookup", "record"]
@@ -58,10 +57,11 @@ def lookup(paths: QueuePaths, fingerprints: Sequence[str]) -> dict[str, list[int
     found: dict[str, list[int]] = {}
     for fp in dict.fromkeys(fingerprints):
         try:
-            target = os.readlink(_entry(paths, fp))
-        except OSError:  # absent, or not a link: nothing recorded
+            with open(_entry(paths, fp), "rb") as handle:
+                text = handle.read(1 << 16).decode("ascii", "replace")
+        except OSError:  # absent, or unreadable: nothing recorded
             continue
-        ids = [int(part) for part in target.split(",") if part.isascii() and part.isdigit()]
+        ids = [int(part) for part in text.split(",") if part.isascii() and part.isdigit()]
         if ids:
             found[fp] = ids
     return found
@@ -78,12 +78,6 @@ def record(paths: QueuePaths, pairs: Sequence[tuple[str, int]]) -> None:
         entry = _entry(paths, fp)
         folder = os.path.dirname(entry)
         if folder not in made:
-            os.makedirs(folder, mode=0o755, exist_ok=True)
+            ensure_dir(Path(folder))
             made.add(folder)
-        target = ",".join(map(str, ids[-MAX_IDS:]))
-        try:
-            os.symlink(target, entry)
-        except FileExistsError:
-            temp = f"{entry}.{uuid.uuid4().hex[:8]}"
-            os.symlink(target, temp)
-            os.replace(temp, entry)
+        atomic_write(entry, ",".join(map(str, ids[-MAX_IDS:])), durable=False)
