@@ -5,8 +5,8 @@ before, so every submit records each job's fingerprint in ``queue/fingerprints/<
 small file holding the comma-separated ids of the jobs with that fingerprint, written atomically
 (temp file + rename; not fsynced, like results: the specs' ``syncfs`` covers it). A lookup costs
 one failed or small ``open`` per job submitted plus the state of the ids found. Every submit
-takes ``fingerprints/.lock`` around "look up, allocate, record, enqueue", so two concurrent submitters of the same sweep cannot both
-queue a point. The index is written before the specs are enqueued: a submit that dies in between
+takes ``fingerprints/.lock`` around "look up, allocate, record, enqueue", so two concurrent
+submitters of the same sweep cannot both queue a point. The index is written before the specs are enqueued: a submit that dies in between
 leaves ids that never appear, which read as gone and are queued again, never a queued job the
 index does not know.
 """
