@@ -105,3 +105,11 @@ def test_max_jobs_stops_the_worker(cluster):
     proc = cluster.worker("--gpus", "none", "--max-jobs", "2")
     assert proc.wait(30) == 0
     assert [cluster.state(i) for i in ids] == ["done", "done", "pending"]
+
+
+def test_a_draining_worker_says_which_jobs_it_leaves_pending_and_why(cluster):
+    big = cluster.submit("--gpus", "2", "--", "true")[0]
+    small = cluster.submit("--", "true")[0]
+    cluster.drain("--gpus", "none")
+    assert cluster.state(small) == "done" and cluster.state(big) == "pending"
+    assert f"job {big} stays pending: it needs 2 GPU(s), this worker has 0" in cluster.worker_log(0)
