@@ -135,9 +135,12 @@ def _run_smi(smi: str, query: str, timeout: float) -> str:
     return out
 
 
-def probe_smi(timeout: float, smi: str | None = None) -> list[GpuInfo]:
-    """Raises: ProbeError (no nvidia-smi, an error or a hang)."""
-    smi = smi or shutil.which("nvidia-smi")
+def probe_smi(timeout: float, smi: str | None) -> list[GpuInfo]:
+    """Read the GPUs through the ``nvidia-smi`` at ``smi`` (None: there is none).
+
+    Raises:
+        ProbeError: no nvidia-smi, an error or a hang.
+    """
     if smi is None:
         raise ProbeError("nvidia-smi not found")
     try:
@@ -230,6 +233,7 @@ class Prober:
         if self.method not in ("auto", "nvml", "smi"):
             raise ValueError(f"{METHOD_VAR} must be auto, nvml or smi, not {self.method!r}")
         self.timeout = timeout
+        self.path = environ.get("PATH", os.defpath)
         self._nvml: Any = None
         self._nvml_problem = ""
         self.used = ""  # the method of the last successful probe
@@ -256,7 +260,7 @@ class Prober:
                 problems.append(self._nvml_problem)
         if self.method in ("auto", "smi"):
             try:
-                gpus = probe_smi(self.timeout)
+                gpus = probe_smi(self.timeout, shutil.which("nvidia-smi", path=self.path))
                 self.used = "smi"
                 return gpus
             except ProbeError as exc:

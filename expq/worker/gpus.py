@@ -229,10 +229,14 @@ class GpuLocks:
         return taken
 
     def take_seats(self, gpus: list[str], seat: Seat) -> list[tuple[str, int]] | None:
-        """A seat on each of these GPUs, recording ``seat`` in it (inside ``placement()``)."""
+        """A seat on each of these GPUs, recording ``seat`` in it (inside ``placement()``); None, with
+        nothing taken, when one is held whole or has ``MAX_SEATS`` holders."""
         taken: list[tuple[str, int]] = []
         record = json.dumps({"promise": seat.promise, "at": seat.at, "job": seat.job, "root": seat.root}).encode()
         for gpu in gpus:
+            if self._is_held(self.lock_dir / f"gpu-{self._key(gpu)}.lock"):  # a whole-GPU job is there
+                self.release(taken)
+                return None
             fd = next((fd for n in range(MAX_SEATS)
                        if (fd := self._lock(self.lock_dir / f"gpu-{self._key(gpu)}.seat-{n}.lock")) is not None),
                       None)
