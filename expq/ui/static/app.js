@@ -8,6 +8,7 @@ const TABLE_POLL_MS = 3000;
 const LOG_POLL_MS = 1000;
 const LOG_KEEP = 1 << 20; // characters of a followed log kept on the page
 const DEFAULT_SELECTED = 20;
+const TABLE_ROWS = 200; // rows drawn at first: a 1,000-run table costs the browser more than its data
 // Colours that can be told apart: tab10 up to 10 lines; beyond, tab20's dark then light shades, then tab20b.
 const TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 const MANY = TAB10.concat(["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
@@ -284,7 +285,7 @@ function experimentView(main, name) {
   loadPlotly(); // 4.6 MB of script: start now, in parallel with the table
   const view = {
     name, table: null, selected: null, sort: null, filter: "", stateFilter: "", configFilter: {},
-    x: "step", logY: false, smoothing: 0, groupBy: "", band: "minmax", seriesCache: new Map(),
+    x: "step", logY: false, smoothing: 0, groupBy: "", band: "minmax", seriesCache: new Map(), showAll: false,
   };
   const constants = el("p", { class: "constants", id: "constants" });
   const controls = el("div", { class: "controls", id: "table-controls" });
@@ -358,7 +359,9 @@ function experimentView(main, name) {
         view.sort = view.sort && view.sort.column === c ? { column: c, desc: !view.sort.desc } : { column: c, desc: false };
         drawTable();
       } })));
-    const rows = visibleRows().map((r) => el("tr", { "data-run": r.run, class: view.selected.has(r.run) ? "selected" : "" },
+    const visible = visibleRows();
+    const shown = view.showAll ? visible : visible.slice(0, TABLE_ROWS);
+    const rows = shown.map((r) => el("tr", { "data-run": r.run, class: view.selected.has(r.run) ? "selected" : "" },
       el("td", {}, el("input", { type: "checkbox", class: "select-run", checked: view.selected.has(r.run), onchange: (e) => {
         if (e.target.checked) view.selected.add(r.run); else view.selected.delete(r.run);
         e.target.closest("tr").classList.toggle("selected", e.target.checked);
@@ -368,7 +371,9 @@ function experimentView(main, name) {
         : c === "state" ? el("td", {}, badge(r.state))
         : c === "duration" ? el("td", { class: "num", "data-column": c, text: fmtDuration(r[c]) })
         : el("td", { class: typeof r[c] === "number" ? "num" : "", "data-column": c, text: fmtNum(r[c]) }))));
-    put(tableBox, el("table", { id: "runs" }, el("thead", {}, head), el("tbody", {}, rows)));
+    put(tableBox, el("table", { id: "runs" }, el("thead", {}, head), el("tbody", {}, rows)),
+      shown.length < visible.length ? el("p", { class: "muted", id: "more-rows" }, `${visible.length - shown.length} more runs not drawn (filter or sort to bring them up) `,
+        el("button", { text: "show all", onclick: () => { view.showAll = true; drawTable(); } })) : null);
     document.getElementById("selection-count").textContent = `${view.selected.size} runs selected` + (view.table.partial ? " (still reading metrics…)" : "");
   };
 
@@ -483,6 +488,7 @@ function experimentView(main, name) {
     });
     while (charts.children.length > metrics.length) charts.lastChild.remove();
     const all = await Promise.all(metrics.map((m) => (runs.length ? fetchSeries(m, runs, refresh) : Promise.resolve([]))));
+    charts.dataset.fetchMs = String(Math.round(performance.now() - started));
     metrics.forEach((metric, i) => {
       const traces = view.groupBy ? groupTraces(all[i].filter((l) => l.x.length), i) : runTraces(all[i], i);
       const layout = {
