@@ -210,6 +210,8 @@ class Placer:
         """GPUs for ``spec`` (``[]`` for a CPU job), locked for it, or None with the reason kept."""
         if spec.gpus == 0:
             return []
+        if spec.gpus > len(self.gpus):  # status says so (needs N GPUs, largest worker has M)
+            return None
         key = gpu_shape_key(spec.gpus, spec.gpu_mem)
         if key in self.reasons:  # a job of the same needs did not fit in this pass: neither does this one
             return None
