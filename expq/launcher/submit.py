@@ -335,17 +335,37 @@ def _skip_existing(queue: JobQueue, experiment: str, plans: Sequence[Plan]
 
     prints = [fingerprint_of(experiment, p.command, p.config) for p in plans]
     recorded = lookup(queue.paths, prints)
-    where = queue.locate_many({job for ids in recorded.values() for job in ids}) if recorded else {}
+    where = _states_of(queue, {job for ids in recorded.values() for job in ids})
     keep: list[Plan] = []
     skipped: list[tuple[Plan, int, State]] = []
     for p, fp in zip(plans, prints):
-        live = [(job, where[job][0]) for job in recorded.get(fp, ())
-                if job in where and where[job][0] in (State.PENDING, State.RUNNING, State.DONE)]
+        live = [(job, where[job]) for job in recorded.get(fp, ())
+                if where.get(job) in (State.PENDING, State.RUNNING, State.DONE)]
         if live:
             skipped.append((p, *live[-1]))
         else:
             keep.append(p)
     return keep, skipped
+
+
+def _states_of(queue: JobQueue, ids: set[int]) -> dict[int, State]:
+    """The state of each id: a few stats each for a handful, the five listings for many (a 10,000-job
+    resubmit: 30,000 stats took 3.7 s, the listings take a fraction of that)."""
+    from expq.queue.paths import job_id_of
+    from expq.queue.states import State
+
+    if len(ids) <= 500:
+        return {job: found[0] for job, found in queue.locate_many(ids).items()}
+    states: dict[int, State] = {}
+    for state in State:  # the order jobs move in: one moving meanwhile is seen, in its later state
+        for name in queue.list_names(state):
+            try:
+                job = job_id_of(name)
+            except ValueError:
+                continue
+            if job in ids:
+                states[job] = state
+    return states
 
 
 def request_from_args(args: argparse.Namespace) -> SubmitRequest:
