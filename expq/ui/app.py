@@ -25,7 +25,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from expq.errors import InputError, NotFound
-from expq.ui import queue_data, runs_data
+from expq.ui import queue_data, run_states, runs_data
 from expq.ui.paths import Refused, experiment_dir, file_in_run, read_text_from, run_dir
 from expq.ui.series import MetricStore
 
@@ -80,7 +80,7 @@ def create_app(root: Path, token: str, read_only: bool = False, store: MetricSto
     cannot read it.
     """
     store = store or MetricStore()
-    states = runs_data.RunStates()
+    states = run_states.RunStates()
     bundle = plotly_bundle()
     page = (STATIC / "index.html").read_text(encoding="utf-8")
 
@@ -160,7 +160,7 @@ def create_app(root: Path, token: str, read_only: bool = False, store: MetricSto
             root, r.path_params["job"], r.query_params.get("stream", "stdout"), _int(r.query_params.get("offset"))))),
         Route("/api/jobs/{job:int}/cancel", action(queue_data.cancel_job), methods=["POST"]),
         Route("/api/jobs/{job:int}/retry", action(queue_data.retry_job), methods=["POST"]),
-        Route("/api/experiments", api(lambda r: runs_data.experiments(root, states))),
+        Route("/api/experiments", api(lambda r: run_states.experiments(root, states))),
         Route("/api/experiments/{exp}/runs", api(lambda r: runs_data.runs_table(
             root, r.path_params["exp"], store, tuple(r.query_params.getlist("maximize"))))),
         Route("/api/experiments/{exp}/series", api(lambda r: runs_data.series(
