@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import sys
 
 from expq.queue.store import JobQueue
 from expq.worker.gpus import parse_gpus
-from expq.worker.loop import Worker, WorkerOptions
+from expq.worker.logfile import setup_logging
+from expq.worker.loop import Worker, WorkerOptions, identity
 
 __all__ = ["run_worker", "options_from_args"]
 
@@ -26,7 +27,12 @@ def options_from_args(args: argparse.Namespace) -> WorkerOptions:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=os.environ.get("EXPQ_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s expq-worker[%(process)d] %(levelname)s %(message)s")
+    queue = JobQueue(args.root)
+    who = identity(os.environ)
+    # On a terminal, also a log file: the worker outlives the terminal (SIGHUP is ignored) and then
+    # logs there only. A redirected stderr (--detach, SLURM) is the log file already.
+    on_terminal = sys.stderr.isatty() and queue.paths.workers.is_dir()
+    setup_logging(os.environ.get("EXPQ_LOG_LEVEL", "INFO"),
+                  queue.paths.workers / f"{who.worker_id}.log" if on_terminal else None)
     options = options_from_args(args)  # after the log is set up: --gpus auto says there why it found no GPU
-    return Worker(JobQueue(args.root), options).run()
+    return Worker(queue, options, who).run()

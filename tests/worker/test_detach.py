@@ -56,6 +56,8 @@ def test_a_worker_whose_pseudo_terminal_closes_keeps_its_job_running_to_done(clu
     (second,) = cluster.submit("--", "true")
     cluster.wait_state(second, "done")
     assert started.read_text() == "1"  # one attempt: the job was never interrupted
+    (log,) = (cluster.root / "queue" / "workers").glob("*.log")  # on a terminal it also logs to a file
+    wait_until(lambda: f"job {second} done" in log.read_text(), timeout=10, message="no log line after the hangup")
 
 
 @pytest.fixture

@@ -1,0 +1,44 @@
+"""Where a worker's log lines go: stderr, plus ``queue/workers/<worker id>.log`` when stderr is a
+terminal, so that a worker whose terminal goes away (an ssh session that dropped: SIGHUP, which the
+worker ignores) goes on logging to its file only. Writing to a hung-up terminal fails with EIO; the
+terminal handler then removes itself instead of reporting the failure on every line.
+
+A worker whose stderr is already a file (``--detach``, a SLURM task, a redirection) logs there only.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+__all__ = ["FORMAT", "TerminalHandler", "setup_logging"]
+
+FORMAT = "%(asctime)s expq-worker[%(process)d] %(levelname)s %(message)s"
+
+
+class TerminalHandler(logging.StreamHandler):
+    """stderr until writing to it fails (the terminal is gone); then nothing."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if isinstance(sys.exc_info()[1], OSError):
+            logging.getLogger().removeHandler(self)
+            return
+        super().handleError(record)
+
+
+def setup_logging(level: str | int, log_file: Path | None) -> None:
+    """Log at ``level`` to stderr and, if given, to ``log_file`` (appended)."""
+    formatter = logging.Formatter(FORMAT)
+    root = logging.getLogger()
+    root.setLevel(level)
+    terminal = TerminalHandler(sys.stderr)
+    terminal.setFormatter(formatter)
+    root.addHandler(terminal)
+    if log_file is not None:
+        try:
+            handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:  # no log file: the terminal still gets everything
+            logging.getLogger(__name__).warning("cannot open the worker log %s: %s", log_file, exc)
+            return
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
