@@ -6,7 +6,7 @@ import json
 import pytest
 
 from expq.errors import InputError
-from expq.queue.spec import SPEC_VERSION, JobSpec
+from expq.queue.spec import SPEC_VERSION, JobSpec, format_size, parse_size
 
 
 def make_spec(**changes: object) -> JobSpec:
@@ -77,3 +77,38 @@ def test_other_versions_are_refused(version: object) -> None:
 def test_torn_or_foreign_files_are_refused(raw: bytes) -> None:
     with pytest.raises(InputError, match="^invalid job spec"):
         JobSpec.from_json(raw)
+
+
+def test_gpu_mem_is_kept_in_bytes_and_absent_when_not_asked_for() -> None:
+    spec = make_spec(gpu_mem=12 << 30)
+    assert JobSpec.from_json(spec.to_json()) == spec and spec.to_dict()["gpu_mem"] == 12 << 30
+    assert "gpu_mem" not in make_spec().to_dict()  # specs without it read as before
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"gpu_mem": 0}, "gpu_mem 0 needs a positive size and gpus >= 1"),
+    ({"gpu_mem": 1 << 30, "gpus": 0}, "gpu_mem 1073741824 needs a positive size and gpus >= 1"),
+    ({"gpu_mem": "12G"}, "gpu_mem has type str"),
+    ({"gpu_mem": True}, "gpu_mem has type bool"),
+])
+def test_gpu_mem_contract(changes: dict[str, object], message: str) -> None:
+    data = make_spec().to_dict() | changes
+    with pytest.raises(InputError, match=message):
+        JobSpec.from_dict(data)
+
+
+@pytest.mark.parametrize(("text", "size"), [("12G", 12 << 30), ("1.5GiB", 3 << 29), ("512m", 512 << 20),
+                                            ("2T", 2 << 40), ("64KB", 64 << 10)])
+def test_sizes_are_binary(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["12", "G", "-1G", "12X", "0G", "1e3G", ""])
+def test_sizes_need_a_positive_number_and_a_unit(text: str) -> None:
+    with pytest.raises(InputError, match="expected a number and a binary unit, like 12G"):
+        parse_size(text)
+
+
+def test_sizes_print_in_the_largest_unit() -> None:
+    assert [format_size(n) for n in (12 << 30, int(7.1 * (1 << 30)), 500 << 20, 80 << 30, 1023, 150 << 30)] == [
+        "12 GiB", "7.1 GiB", "500 MiB", "80 GiB", "1023 B", "150 GiB"]
