@@ -171,6 +171,18 @@ def test_following_a_running_job_log_shows_it_grow(browser: Any, server: Server,
     _shot(browser, artifacts, "job-log")
 
 
+def test_charts_of_a_running_run_grow_without_a_reload(browser: Any, server: Server, filled: Filled,
+                                                      wait_until: Callable[..., Any]) -> None:
+    _open(browser, f"{server.base}/experiments/live", wait_until, ".chart[data-metric='progress'] .main-svg")
+
+    def points() -> int:
+        return browser.execute_script("const c = document.querySelector(`.chart[data-metric='progress']`);"
+                                      "return c && c.data && c.data.length ? c.data[0].x.length : 0")
+
+    first = wait_until(points, message="the live run's chart has no points")
+    wait_until(lambda: points() > first, timeout=20, message=lambda: f"the chart stayed at {points()} points")
+
+
 def _post(url: str, token: str | None) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, method="POST", headers={"X-Expq-Token": token} if token is not None else {})
     try:
