@@ -76,7 +76,7 @@ SUBMIT_ERRORS = [
     (["--after", "99", "--", "echo"], "no such job: 99"),
     (["--after", "1", "--after", "42", "--", "echo"], "no such job: 42"),
     (["--after", "abc", "--", "echo"],
-     "argument --after: 'abc' is not a job id (a positive number like 12) (see 'expq submit --help')"),
+     "argument --after: 'abc' is not a job id, a list (3,4,5) or a range (3-40) (see 'expq submit --help')"),
     (["--timeout", "-1", "--", "echo"],
      "argument --timeout: '-1' is not a duration: expected seconds (90) or a duration such as 90s, 2h30m, 1d (see 'expq submit --help')"),
     (["--timeout", "0", "--", "echo"],
