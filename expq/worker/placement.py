@@ -145,6 +145,13 @@ def choose(views: Sequence[GpuView], count: int, gpu_mem: int | None, policy: Gp
         unblocked = [v for v in unblocked if v.free is None or v.free >= gpu_mem]
     if len(unblocked) < count:
         return None, _foreign_reason(views)
+    shareable = [v for v in unblocked if not v.holders.whole]
+    full = [v for v in shareable if len(v.holders.seats) >= policy.jobs_per_gpu]
+    if gpu_mem is not None and full and len(shareable) - len(full) < count:
+        k = policy.jobs_per_gpu
+        return None, (f"GPU{'s' if len(full) > 1 else ''} {','.join(v.id for v in full)} "
+                      f"{'each ' if len(full) > 1 else ''}run{'' if len(full) > 1 else 's'} {_plural(k, 'job')} "
+                      f"(--jobs-per-gpu {k})")
     return None, ""  # the GPUs are taken by expq jobs: it waits its turn
 
 

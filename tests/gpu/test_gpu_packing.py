@@ -36,6 +36,7 @@ def test_jobs_per_gpu_bounds_sharing_even_with_memory_left(box):
     ids = box.submit_job(1024, "--gpu-mem", "1G", "--sweep", "i=range(3)")
     box.worker("--gpus", "auto", "--jobs-per-gpu", "2")
     box.wait_states(lambda s: sum(v == "running" for v in s.values()) == 2, "two jobs running")
+    assert box.wait_reason(ids[2], "runs") == "GPU 0 runs 2 jobs (--jobs-per-gpu 2)"
     assert box.jobs()[ids[2]]["state"] == "pending"
     box.release()
     box.wait_states(lambda s: all(v == "done" for v in s.values()), "all done")

@@ -40,6 +40,13 @@ def test_shared_jobs_spread_then_pack_within_jobs_per_gpu_and_free_memory():
     assert choose([view("0", None, seats(1)), view("1", None)], 1, GIB, SHARE2) == (["1"], "")
 
 
+def test_gpus_full_of_shared_jobs_say_so():
+    assert choose([view("0", 60, seats(2))], 1, GIB, SHARE2) == (None, "GPU 0 runs 2 jobs (--jobs-per-gpu 2)")
+    views = [view("0", 60, seats(2)), view("1", 60, seats(2)), view("2", 60, Holders(True, ()))]
+    assert choose(views, 1, GIB, SHARE2) == (None, "GPUs 0,1 each run 2 jobs (--jobs-per-gpu 2)")
+    assert choose([view("0", 60, seats(1))], 1, GIB, GpuPolicy()) == (None, "GPU 0 runs 1 job (--jobs-per-gpu 1)")
+
+
 def test_memory_reason_counts_promises_not_yet_allocated():
     views = [view("0", 10, seats(1), outstanding_gib=4), view("1", 8.0), view("2", 7.1)]
     assert choose(views, 1, 12 * GIB, SHARE2) == (None, "needs 12 GiB on 1 GPU (most free: GPU 1, 8 GiB)")

@@ -98,3 +98,53 @@ def test_a_failing_probe_names_both_methods_and_a_hanging_one_is_cut_off(tmp_pat
         Prober("smi", environ={"PATH": str(tmp_path)}).probe()
     with pytest.raises(ValueError, match="auto, nvml or smi"):
         Prober("cuda")
+
+
+class RecordedNvml:
+    """What nvidia-ml-py returned on a two-GPU host (one GPU of another cgroup, utilisation unsupported
+    on the other), replayed with the binding's own structures and error classes."""
+
+    def __init__(self, pynvml) -> None:
+        self.real = pynvml
+        self.NVMLError_NotSupported = pynvml.NVMLError_NotSupported
+        self.NVMLError_NoPermission = pynvml.NVMLError_NoPermission
+        self.NVMLError_GpuIsLost = pynvml.NVMLError_GpuIsLost
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        if index == 0:
+            raise self.real.NVMLError(self.real.NVML_ERROR_NO_PERMISSION)  # the binding raises the subclass
+        return index
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int):
+        raise self.real.NVMLError(self.real.NVML_ERROR_NOT_SUPPORTED)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list:
+        return [self.real.nvmlStructToFriendlyObject(self.real.c_nvmlProcessInfo_t(pid=99, usedGpuMemory=GIB))]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: int) -> list:
+        raise self.real.NVMLError(self.real.NVML_ERROR_NOT_SUPPORTED)
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return "GPU-1111"
+
+    def nvmlDeviceGetPciInfo(self, handle: int):
+        pci = self.real.nvmlPciInfo_t()
+        pci.busId = b"00000000:65:00.0"
+        return pci
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return "Tesla T4"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int):
+        return self.real.c_nvmlMemory_t(total=16 * GIB, free=15 * GIB, used=GIB)
+
+
+def test_nvml_reading_skips_gpus_it_may_not_open_and_unsupported_values():
+    from expq.worker.gpuprobe import _nvml_read
+
+    pynvml = pytest.importorskip("pynvml")
+    assert _nvml_read(RecordedNvml(pynvml)) == [
+        GpuInfo(1, "GPU-1111", "0000:65:00.0", "Tesla T4", 16 * GIB, GIB, None, (GpuProcess(99, GIB),))]
