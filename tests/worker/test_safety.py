@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -77,3 +78,19 @@ def test_full_disk_pauses_claiming_keeps_every_job_and_resumes(make_cluster, tin
     assert small.result(starved)["attempts"] == 1  # no retry was spent on the way
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(20) == 0
+
+
+def test_a_sweep_submitted_onto_a_full_disk_queues_nothing(make_cluster, tiny_disk):
+    small = make_cluster(tiny_disk / "root")
+    small.submit("--", "true")  # the queue exists
+    filler = tiny_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4096"], capture_output=True)  # until full
+    free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
+    os.truncate(filler, os.path.getsize(filler) - (200_000 - free))  # leave about 200 kB
+    pending = small.queue.paths.state_dir(State.PENDING)
+    before = sorted(p.name for p in pending.iterdir())
+    out = subprocess.run([sys.executable, "-m", "expq", "--root", str(small.root), "submit", "--sweep",
+                          "i=range(5000)", "--", "echo", "{i}"], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == "" and "No space left on device" in out.stderr
+    assert sorted(p.name for p in pending.iterdir()) == before  # none of the sweep is visible
+    assert not list(small.queue.paths.incoming.iterdir())  # and nothing of it is left behind
