@@ -34,7 +34,7 @@ def test_gpu_mem_jobs_pack_up_to_jobs_per_gpu_and_never_past_free_memory(box):
 def test_jobs_per_gpu_bounds_sharing_even_with_memory_left(box):
     box.fake.set_gpus(1, total_gib=16)
     ids = box.submit_job(1024, "--gpu-mem", "1G", "--sweep", "i=range(3)")
-    box.worker("--gpus", "auto", "--jobs-per-gpu", "2")
+    box.worker("--gpus", "auto", "--jobs-per-gpu", "2", "--slots", "3")  # a slot left: --jobs-per-gpu bounds
     box.wait_states(lambda s: sum(v == "running" for v in s.values()) == 2, "two jobs running")
     assert box.wait_reason(ids[2], "runs") == "GPU 0 runs 2 jobs (--jobs-per-gpu 2)"
     assert box.jobs()[ids[2]]["state"] == "pending"
