@@ -6,7 +6,8 @@ parameters (``@exp.capture``, ``@exp.command``), and lookups in ``exp.config`` (
 records ``cfg["lr"]``, ``cfg.get("lr")``, and reading every key through iteration, ``items()``,
 ``dict(cfg)`` or ``**cfg``). Inside a queued job each ``Experiment`` writes the dotted keys it saw
 read into ``<run dir>/config-reads/<pid>-<n>.json`` when it closes; the worker unites them with
-the keys the command's placeholders read and warns about the rest (``unread_keys``). A program that
+the keys the command's placeholders read and warns about the rest (``expq.worker.config_check``,
+which reads the files back without importing this package). A program that
 reads ``EXPQ_CONFIG`` by itself is invisible here: with no reads file, there is no warning.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from expq._fs import atomic_write, ensure_dir
 
-__all__ = ["READS_DIR", "ReadLog", "TrackedConfig", "recorded_reads", "unread_keys", "warning_text"]
+__all__ = ["READS_DIR", "ReadLog", "TrackedConfig"]
 
 READS_DIR = "config-reads"
 _counter = itertools.count(1)
@@ -93,48 +94,3 @@ class TrackedConfig(dict):
 
     def __reduce__(self) -> Any:  # pickles and deep-copies as a plain dict; every key counts as read
         return dict, (self.copy(),)
-
-
-def recorded_reads(run_dir: Path) -> set[str] | None:
-    """The keys any process of this run recorded as read; None when none recorded anything (the
-    program did not use the experiment API, so nothing can be said)."""
-    try:
-        names = [n for n in os.listdir(run_dir / READS_DIR) if n.endswith(".json")]
-    except OSError:
-        return None
-    if not names:
-        return None
-    keys: set[str] = set()
-    for name in names:
-        try:
-            data = json.loads((run_dir / READS_DIR / name).read_bytes()[: 1 << 22])
-        except (OSError, ValueError, RecursionError):
-            continue
-        read = data.get("read") if isinstance(data, dict) else None
-        if isinstance(read, list):
-            keys.update(k for k in read if isinstance(k, str))
-    return keys
-
-
-def unread_keys(config: Mapping[str, Any], read: Iterable[str]) -> list[str]:
-    """The config keys nobody read, as dotted keys, coarsest first: a mapping none of whose keys was
-    read is named once (``optimizer``), one partly read names its unread keys (``model.depth``)."""
-    read = set(read)
-    out: list[str] = []
-
-    def walk(node: Mapping[str, Any], prefix: str) -> None:
-        for key, value in node.items():
-            full = f"{prefix}{key}"
-            if full in read:
-                continue
-            if isinstance(value, Mapping) and value and any(r.startswith(f"{full}.") for r in read):
-                walk(value, f"{full}.")
-            else:
-                out.append(full)
-
-    walk(config, "")
-    return out
-
-
-def warning_text(unread: Iterable[str]) -> str:
-    return f"config keys never read: {', '.join(unread)}"

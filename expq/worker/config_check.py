@@ -1,7 +1,8 @@
 """The unread-config-key check at the end of a job (``config keys never read: lrate``).
 
 The job's processes recorded which keys the experiment API handed out (``expq.experiment.
-config_reads``); with the keys the command's placeholders read (kept in the spec), whatever is left
+config_reads`` writes ``config-reads/*.json``; reading them back is here, so the worker never
+imports the experiment API); with the keys the command's placeholders read (kept in the spec), whatever is left
 of the job's config was never read, most likely a mistyped key. The warning goes to ``stderr.log``
 and ``result.json``; with ``submit --strict`` a job that would have succeeded fails instead.
 A job that never used the experiment API recorded nothing and gets no warning.
@@ -9,8 +10,12 @@ A job that never used the experiment API recorded nothing and gets no warning.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
 
 from expq.queue.attempts import Outcome
 from expq.queue.paths import RunPaths
@@ -18,7 +23,9 @@ from expq.queue.result import read_result, write_result
 from expq.worker.child import ExitStatus
 from expq.worker.job import RunningJob
 
-__all__ = ["check_config_reads", "add_warnings"]
+__all__ = ["check_config_reads", "add_warnings", "recorded_reads", "unread_keys", "warning_text", "READS_DIR"]
+
+READS_DIR = "config-reads"  # the experiment API's expq.experiment.config_reads.READS_DIR (a test pins both)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +35,6 @@ def check_config_reads(job: RunningJob, status: ExitStatus) -> list[str]:
     into a failure (its outcome is decided from ``job.stopping``, as for a timeout)."""
     if job.stopping is not None:
         return []
-    # lazily: importing the worker must not load the experiment API (tests/test_boundaries.py)
-    from expq.experiment.config_reads import recorded_reads, unread_keys, warning_text
 
     read = recorded_reads(job.run.dir)
     if read is None:
@@ -58,3 +63,48 @@ def add_warnings(run: RunPaths, warnings: list[str]) -> None:
     if result is None or not warnings:
         return
     write_result(run.result, dataclasses.replace(result, warnings=tuple(warnings)))
+
+
+def recorded_reads(run_dir: Path) -> set[str] | None:
+    """The keys any process of this run recorded as read; None when none recorded anything (the
+    program did not use the experiment API, so nothing can be said)."""
+    try:
+        names = [n for n in os.listdir(run_dir / READS_DIR) if n.endswith(".json")]
+    except OSError:
+        return None
+    if not names:
+        return None
+    keys: set[str] = set()
+    for name in names:
+        try:
+            data = json.loads((run_dir / READS_DIR / name).read_bytes()[: 1 << 22])
+        except (OSError, ValueError, RecursionError):
+            continue
+        read = data.get("read") if isinstance(data, dict) else None
+        if isinstance(read, list):
+            keys.update(k for k in read if isinstance(k, str))
+    return keys
+
+
+def unread_keys(config: Mapping[str, Any], read: Iterable[str]) -> list[str]:
+    """The config keys nobody read, as dotted keys, coarsest first: a mapping none of whose keys was
+    read is named once (``optimizer``), one partly read names its unread keys (``model.depth``)."""
+    read = set(read)
+    out: list[str] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            full = f"{prefix}{key}"
+            if full in read:
+                continue
+            if isinstance(value, Mapping) and value and any(r.startswith(f"{full}.") for r in read):
+                walk(value, f"{full}.")
+            else:
+                out.append(full)
+
+    walk(config, "")
+    return out
+
+
+def warning_text(unread: Iterable[str]) -> str:
+    return f"config keys never read: {', '.join(unread)}"

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from expq.experiment.config_reads import ReadLog, TrackedConfig, recorded_reads, unread_keys
+from expq.experiment import config_reads
+from expq.experiment.config_reads import ReadLog, TrackedConfig
+from expq.worker import config_check
+from expq.worker.config_check import recorded_reads, unread_keys
 
 TRAIN = """
 import expq
@@ -100,3 +103,7 @@ def test_reads_of_every_process_are_united(tmp_path):
         log.keys = keys
         log.save(tmp_path)
     assert recorded_reads(tmp_path) == {"a", "b.c"}
+
+
+def test_writer_and_reader_agree_on_the_folder_name():
+    assert config_reads.READS_DIR == config_check.READS_DIR
