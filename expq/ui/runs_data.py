@@ -28,7 +28,7 @@ from expq.ui.series import MetricStore, finite_or_none, last_point
 __all__ = ["SafeRun", "runs_table", "run_details", "series", "clean", "MAX_POINTS", "SUMMARY_BUDGET"]
 
 MAX_POINTS = 1000  # points per line sent to the browser; a chart is a few hundred pixels wide
-SUMMARY_BUDGET = 0.3  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
+SUMMARY_BUDGET = 0.25  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
 LOGS = (tree.STDOUT_LOG, tree.STDERR_LOG, tree.RUN_LOG)
 
 
@@ -109,10 +109,13 @@ def runs_table(root: Path, experiment: str, store: MetricStore, maximize: tuple[
 
     def metric(run: StoredRun, name: str) -> tuple[float | None, float | None]:
         file = metric_path(run.path / tree.METRICS, name)
-        if store.known(file) or time.monotonic() < deadline:
+        now = time.monotonic()
+        if store.known(file) or now < deadline:
             summary = store.summary(file)
             return summary.last, summary.best(name in maximize)
         later.append(file)
+        if now > deadline + budget:  # a second budget for last values alone; then the next poll
+            return None, None
         point = last_point(file)
         return (point[1] if point else None), None
 
