@@ -208,7 +208,7 @@ def _experiment_rows(cfg: Config) -> list[Row]:
         server.stop()
     cfg.notes.append(f"ui: {runs:,} runs x {len(METRICS)} metrics x {points:,} points, {size / 2**20:,.0f} MiB of CSV, "
                      f"generated in {made:.1f} s; the first runs-table answer was partial (metrics read within a "
-                     f"0.3 s budget, the rest with their last value only), complete after {polls} polls")
+                     f"time budget, then last values only, then nothing until the next poll), complete after {polls} polls")
     rows = [
         Row(f"ui: experiment view data, {runs:,} runs, cold (first answer)", "s", Stat([cold]), check=Check("< 1 s", expq_max=1.0)),
         Row(f"ui: experiment view data, {runs:,} runs, until complete (all polls)", "s", Stat([complete])),
