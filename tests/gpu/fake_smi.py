@@ -49,6 +49,7 @@ def main(state: str, args: list[str]) -> int:
             used = gpu["used_mib"] + sum(int(mib) for uuid, _, mib in apps if uuid == gpu["uuid"] and mib.isdigit())
             values = {"index": index, "uuid": gpu["uuid"], "pci.bus_id": gpu["bus"], "name": gpu["name"],
                       "memory.total": gpu["total_mib"], "memory.used": used,
+                      "memory.free": gpu["total_mib"] - used,
                       "utilization.gpu": gpu.get("util", "[N/A]")}
             print(", ".join(str(values[f]) for f in fields))
     else:
