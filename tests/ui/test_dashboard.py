@@ -109,7 +109,7 @@ def _traces(browser: Any, metric: str) -> list[str]:
     """The ``meta`` of every trace drawn in the chart of ``metric`` (run, mean or band)."""
     return browser.execute_script(
         "const c = document.querySelector(`.chart[data-metric='${arguments[0]}']`);"
-        "return c && c.data ? c.data.map((t) => t.meta) : null;", metric) or []
+        "return c && c.data ? c.data.map((t) => (Array.isArray(t.meta) ? t.meta[0] : t.meta)) : null;", metric) or []
 
 
 def test_charts_follow_the_selection_and_group_by(browser: Any, server: Server, filled: Filled,
@@ -117,8 +117,10 @@ def test_charts_follow_the_selection_and_group_by(browser: Any, server: Server, 
     _open(browser, f"{server.base}/experiments/demo", wait_until, ".chart[data-metric='loss'] .main-svg")
     wait_until(lambda: _traces(browser, "loss") == ["run"] * 6, message=lambda: f"traces {_traces(browser, 'loss')}")
     assert _traces(browser, "val_loss") == ["run"] * 6
-    hover = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data[0].hovertemplate")
-    assert filled.run_dir(filled.sweep[0]).name in hover and "lr=0.02 seed=0" in hover  # run, config, value
+    shown = browser.execute_script(  # hover the 6th point of the first line, as a mouse would
+        "const c = document.querySelector(`.chart[data-metric='loss']`); Plotly.Fx.hover(c, [{curveNumber: 0, pointNumber: 5}]);"
+        "const t = c.querySelector('.hovertext'); return t ? t.textContent : ''")
+    assert filled.run_dir(filled.sweep[0]).name in shown and "lr=0.02 seed=0" in shown and "5: " in shown
     colours = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data"
                                      ".map((t) => t.line.color)")
     assert len(set(colours)) == 6
@@ -131,7 +133,7 @@ def test_charts_follow_the_selection_and_group_by(browser: Any, server: Server, 
     expected = ["band", "band", "mean"] * 2  # two values of lr: a mean line and a band (two edges) each
     wait_until(lambda: _traces(browser, "loss") == expected, message=lambda: f"traces {_traces(browser, 'loss')}")
     names = browser.execute_script("return document.querySelector(`.chart[data-metric='loss']`).data"
-                                   ".filter((t) => t.meta === 'mean').map((t) => t.name)")
+                                   ".filter((t) => t.meta[0] === 'mean').map((t) => t.name)")
     assert names == ["lr=0.02 (3 runs)", "lr=0.1 (3 runs)"]
     _click(browser, "#log-y")
     wait_until(lambda: browser.execute_script(

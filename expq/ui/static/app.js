@@ -96,6 +96,8 @@ function fmtDuration(s) {
   return Math.floor(s / 86400) + "d" + String(Math.floor(s % 86400 / 3600)).padStart(2, "0") + "h";
 }
 
+function escapeHover(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+
 function fmtTime(t) { return t ? new Date(t * 1000).toLocaleString() : "-"; }
 function badge(s) { return el("span", { class: "badge " + s, text: s }); }
 
@@ -445,10 +447,11 @@ function experimentView(main, name) {
         traces.push({ x: xs, y: high, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
         traces.push({ x: xs, y: low, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: colour + "33", hoverinfo: "skip", showlegend: false, legendgroup: label, meta: "band", name: label + " band" });
       }
-      traces.push({ x: xs, y: mean, mode: few ? "lines+markers" : "lines", name: `${label} (${group.lines.length} runs)`, legendgroup: label, meta: "mean",
+      traces.push({ x: xs, y: mean, mode: few ? "lines+markers" : "lines", name: `${label} (${group.lines.length} runs)`, legendgroup: label,
+        meta: ["mean", `${escapeHover(label)}, mean of ${group.lines.length} runs`],
         line: { color: colour, width: 2, dash: DASHES[metricIndex % DASHES.length] },
         error_y: few ? { type: "data", symmetric: false, array: high.map((h, j) => h - mean[j]), arrayminus: low.map((l, j) => mean[j] - l), color: colour } : undefined,
-        hovertemplate: `${label}, mean of ${group.lines.length} runs<br>%{x}: %{y:.5g}<extra></extra>` });
+        hovertemplate: "%{meta[1]}<br>%{x}: %{y:.5g}<extra></extra>" });
     });
     return traces;
   };
@@ -458,9 +461,11 @@ function experimentView(main, name) {
     const colours = order.length <= 10 ? TAB10 : MANY;
     return lines.filter((l) => l.x.length).map((line) => {
       const colour = colours[order.indexOf(line.run) % colours.length];
-      return { x: line.x, y: smooth(line.y), name: line.run, mode: line.x.length <= 20 ? "lines+markers" : "lines", meta: "run",
+      // names and config values go in through meta, so a '%{' or '<' in them is shown, never interpreted
+      return { x: line.x, y: smooth(line.y), name: line.run, mode: line.x.length <= 20 ? "lines+markers" : "lines",
+        meta: ["run", `<b>${escapeHover(line.run)}</b><br>${escapeHover(hoverConfig(line.run))}`],
         line: { color: colour, width: 1.5, dash: DASHES[metricIndex % DASHES.length] },
-        hovertemplate: `<b>${line.run}</b><br>${hoverConfig(line.run)}<br>%{x}: %{y:.5g}<extra></extra>` };
+        hovertemplate: "%{meta[1]}<br>%{x}: %{y:.5g}<extra></extra>" };
     });
   };
 
