@@ -122,7 +122,8 @@ function valueCompare(a, b) {
 }
 
 function table(id, headers, rows) {
-  return el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
+  const body = rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: headers.length, class: "muted", text: "none" }))];
+  return el("table", { id }, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { text: h })))), el("tbody", {}, body));
 }
 
 function runUrl(experiment, run) {
