@@ -3,7 +3,6 @@ directory, torn files, a port in use, a live metric read incrementally. A real s
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -193,7 +192,21 @@ def test_listening_beyond_this_machine_warns(crafted: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)
     assert "expq: warning: listening on 0.0.0.0" in err
-    assert os.path.isdir(crafted)  # nothing of the root was touched (only read)
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.lstat().st_mtime_ns, p.lstat().st_size) for p in root.rglob("*")}
+
+
+def test_reading_every_view_writes_nothing(crafted_server: Server, crafted: Path) -> None:
+    before = _tree(crafted)
+    for path in ("/", "/experiments", "/experiments/exp", "/experiments/exp/runs/good", "/api/queue",
+                 "/api/experiments", "/api/experiments/exp/runs", "/api/run?experiment=exp&run=torn",
+                 "/api/experiments/exp/series?metric=loss&run=good&run=torn",
+                 "/api/run/log?experiment=exp&run=good&name=stdout.log",
+                 "/api/run/file?experiment=exp&run=good&path=files/note.txt"):
+        assert _get(crafted_server.base + path)[0] == 200, path
+    assert _tree(crafted) == before
 
 
 def test_other_host_names_are_refused_on_loopback(crafted_server: Server) -> None:
