@@ -54,6 +54,8 @@ def parse_tag_words(words: list[str]) -> tuple[list[int], list[str], list[str]]:
     add: list[str] = []
     remove: list[str] = []
     for word in words:
+        if word.startswith("--"):
+            raise InputError(f"expq tag: {word.split('=')[0]} must come before the ids (expq tag [--root DIR] ID... +TAG -TAG)")
         if word[:1] in ("+", "-") and not ids:
             raise InputError(f"expq tag: give the job ids first, then +TAG or -TAG (got {word!r})")
         if word[:1] == "+":

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="as JSON")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     stop = actions.add_parser("stop", help="ask workers to stop gracefully; running jobs are requeued",
+                              usage="expq workers stop (ID... | --host HOST | --all)",
                               description="Ask workers to stop at their next heartbeat, as on SIGTERM.")
     stop.add_argument("ids", nargs="*", metavar="ID", help="worker ids as 'expq workers' lists them (or a unique prefix)")
     stop.add_argument("--host", metavar="HOST", help="every live worker on this host")

@@ -57,6 +57,7 @@ def test_labels_survive_the_run_and_reach_the_runs_table(root):
     (["tag", "1", "+a", "2"], "'2' comes after the tags"),
     (["tag", "1", "+a", "-a"], "'a' is both added and removed"),
     (["tag", "1", "x"], "tags need a + (add) or - (remove) in front"),
+    (["tag", "1", "+a", "--root", "elsewhere"], "--root must come before the ids"),
     (["tag", "9", "+a"], "no such job: 9"),
     (["note", "9", "x"], "no such job: 9"),
     (["submit", "--tag=-x", "--", "true"], "invalid tag '-x'"),
