@@ -43,10 +43,12 @@ def test_labels_survive_the_run_and_reach_the_runs_table(root):
     run_dir = root.path / root.queue.get(job)[1].run_dir
     assert json.loads((run_dir / LABELS_JSON).read_text())["tags"] == ["keep"]
     assert (run_dir / "result.json").exists()  # the worker used the folder the tag made
-    from expq.experiment.reading import open_path
+    from expq.experiment.reading import StoredExperiment, open_path
     from expq.experiment.table import runs_table
 
-    table = runs_table(open_path("e", root=root.path).all_runs(), [])
+    experiment = open_path("e", root=root.path)
+    assert isinstance(experiment, StoredExperiment)
+    table = runs_table(experiment.all_runs(), [])
     assert [row.get("tags") for row in table.rows] == [["keep"]]
 
 
