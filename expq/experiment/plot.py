@@ -26,8 +26,14 @@ if TYPE_CHECKING:
 __all__ = ["plot_runs", "palette", "LINE_STYLES", "group_series"]
 
 LINE_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
-# tab10 first (best told apart); past 10 lines, the 20 dark/light pairs of tab20, tab20b, tab20c.
+# tab10 first (best told apart); past 10 lines, 30 more from tab20/tab20b/tab20c, each the one farthest
+# (in RGB) from all before it, so 20 lines are no two closer than 60. The dashboard uses the same list
+# (expq/ui/static/app.js).
 _TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+_MANY = _TAB10 + [
+    "#9edae5", "#dbdb8d", "#393b79", "#d6616b", "#74c476", "#6baed6", "#f7b6d2", "#c49c94", "#fdae6b", "#a1d99b",
+    "#637939", "#c7e9c0", "#8ca252", "#5254a3", "#9e9ac8", "#b5cf6b", "#a55194", "#dadaeb", "#e6550d", "#ff9896",
+    "#7b4173", "#fd8d3c", "#c5b0d5", "#6b6ecf", "#636363", "#fdd0a2", "#31a354", "#969696", "#bd9e39", "#ad494a"]
 
 
 _FEW = 20  # series this short get markers, so a single point (a final validation) is visible
@@ -38,18 +44,8 @@ def _marker(points: int) -> str | None:
 
 
 def palette(count: int) -> list[str]:
-    """``count`` colours that can be told apart: tab10 up to 10; beyond, tab20/b/c (60), then repeated."""
-    if count <= len(_TAB10):
-        return _TAB10[:count]
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    colours: list[str] = []
-    for name in ("tab20", "tab20b", "tab20c"):
-        cmap = colormaps[name]
-        shades = [to_hex(cmap(i)) for i in range(20)]
-        colours += shades[0::2] + shades[1::2]  # all dark shades before the light ones
-    return [colours[i % len(colours)] for i in range(count)]
+    """``count`` colours that can be told apart: tab10 up to 10, then 30 more (see ``_MANY``), then repeated."""
+    return [_MANY[i % len(_MANY)] for i in range(count)]
 
 
 def group_series(series: Sequence[numpy.ndarray]) -> tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray, numpy.ndarray]:

@@ -9,11 +9,14 @@ const LOG_POLL_MS = 1000;
 const LOG_KEEP = 1 << 20; // characters of a followed log kept on the page
 const DEFAULT_SELECTED = 20;
 const TABLE_ROWS = 200; // rows drawn at first: a 1,000-run table costs the browser more than its data
-// Colours that can be told apart: tab10 up to 10 lines; beyond, tab20's dark then light shades, then tab20b.
+// Colours that can be told apart: tab10 up to 10 lines; beyond, 30 more from tab20/tab20b/tab20c, each
+// the one farthest from all before it (20 lines: no two closer than 60 in RGB). The same list as
+// expq.experiment.plot.palette.
 const TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-const MANY = TAB10.concat(["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
-  "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#8ca252", "#bd9e39", "#ad494a", "#a55194",
-  "#6b6ecf", "#b5cf6b", "#e7ba52", "#d6616b", "#ce6dbd", "#9c9ede", "#cedb9c", "#e7cb94", "#e7969c", "#de9ed6"]);
+const MANY = TAB10.concat([
+  "#9edae5", "#dbdb8d", "#393b79", "#d6616b", "#74c476", "#6baed6", "#f7b6d2", "#c49c94", "#fdae6b", "#a1d99b",
+  "#637939", "#c7e9c0", "#8ca252", "#5254a3", "#9e9ac8", "#b5cf6b", "#a55194", "#dadaeb", "#e6550d", "#ff9896",
+  "#7b4173", "#fd8d3c", "#c5b0d5", "#6b6ecf", "#636363", "#fdd0a2", "#31a354", "#969696", "#bd9e39", "#ad494a"]);
 const DASHES = ["solid", "dash", "dot", "dashdot"];
 
 // ---------------------------------------------------------------------------------------------
