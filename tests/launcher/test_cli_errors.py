@@ -200,9 +200,10 @@ def test_commands_other_than_submit_need_an_existing_queue(tmp_path: Path, capsy
 
 
 def test_usage_errors_are_one_line_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "frobnicate") == (
-        2, "", "expq: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'submit', 'status', "
-               "'show', 'cancel', 'retry', 'worker', 'logs', 'plot', 'slurm', 'runs', 'ui', 'export', 'tensorboard') (see 'expq --help')\n")
+    code, out, err = run(capsys, "frobnicate")
+    assert (code, out, err.count("\n")) == (2, "", 1)
+    assert err.startswith("expq: error: argument COMMAND: invalid choice: 'frobnicate' (choose from 'init', 'submit', ")
+    assert err.endswith(") (see 'expq --help')\n")
     code, _, err = run(capsys, "status", "--state", "sleeping")
     assert code == 2 and err.count("\n") == 1 and "'sleeping' is not a state" in err
     code, _, err = run(capsys, "status", "--watch", "-1")
