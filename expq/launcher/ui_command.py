@@ -40,8 +40,9 @@ def run(args: argparse.Namespace) -> int:
     Raises:
         NotFound: the root does not exist.
         PortInUse: the port is taken (exit 1).
+        ExpqError: the ui extra is not installed (exit 1).
     """
-    from expq.errors import InputError, NotFound
+    from expq.errors import ExpqError, NotFound
 
     if not args.root.is_dir():
         raise NotFound("expq root", f"{args.root} (pass --root or set EXPQ_ROOT)")
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        raise InputError("the dashboard needs the ui extra: pip install 'expq[ui]'") from None
+        raise ExpqError("the dashboard needs the ui extra: pip install 'expq[ui]'") from None
     from expq.ui.server import Dashboard, bind, is_loopback, new_token
 
     dashboard = Dashboard(args.root, bind(args.host, args.port), new_token(), read_only=args.read_only)
