@@ -11,7 +11,7 @@ from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
-           "foreign_writer"]
+           "foreign_writer", "read_at_most", "pid_exists"]
 
 MAX_NAME = 128
 SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
@@ -102,6 +102,31 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def read_at_most(fd: int, limit: int) -> bytes:
+    """What ``fd`` holds, but never more than ``limit + 1`` bytes: one byte over the limit tells the
+    caller the file is too large, without reading a huge (or endless, ``/dev/zero``) one."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _write_all(fd: int, payload: bytes) -> None:

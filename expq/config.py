@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expq._fs import read_at_most
 from expq.errors import InputError
 
 if TYPE_CHECKING:
@@ -208,23 +209,16 @@ def _read_text(path: Path, what: str) -> str:
             raise InputError(f"cannot read {what}: Is a directory")
         if not stat.S_ISREG(mode):
             raise InputError(f"cannot read {what}: not a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        raw = read_at_most(fd, MAX_FILE_BYTES)
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
-    if size > MAX_FILE_BYTES:
+    if len(raw) > MAX_FILE_BYTES:
         raise InputError(f"invalid {what}: larger than {MAX_FILE_BYTES >> 20} MiB; a config holds settings, "
                          "not data (point to the data with a path instead)")
     try:
-        return b"".join(chunks).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"invalid {what}: expected UTF-8 text") from None
 

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from expq._fs import read_json_object
+from expq._fs import pid_exists, read_json_object
 from expq.config import load_config_file
 from expq.contract import resolve_root
 from expq.errors import InputError, NotFound
@@ -178,15 +178,7 @@ def _runs_in(folder: Path, experiment_dir: Path) -> list[StoredRun]:
 
 
 def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and pid_exists(pid)
 
 
 def open_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> StoredRun | StoredExperiment:

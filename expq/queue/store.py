@@ -15,7 +15,16 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from expq._fs import adopt_root, atomic_write, ensure_dir, make_private_dir, sync_filesystem, write_file
+from expq._fs import (
+    adopt_root,
+    atomic_write,
+    ensure_dir,
+    make_private_dir,
+    pid_exists,
+    read_at_most,
+    sync_filesystem,
+    write_file,
+)
 from expq.errors import InputError, InsecureQueue, NotFound
 from expq.queue.paths import QueuePaths, claim_of, job_id_of, resolve_root
 from expq.queue.result import Result, write_result
@@ -114,7 +123,7 @@ class JobQueue:
                 old = now - entry.stat(follow_symlinks=False).st_mtime > ABANDONED_AFTER
             except FileNotFoundError:
                 continue
-            if old or (owner_host == host and pid.isdigit() and not _pid_exists(int(pid))):
+            if old or (owner_host == host and pid.isdigit() and not pid_exists(int(pid))):
                 _remove_tree(entry.path)
 
     # -- looking up -------------------------------------------------------------------------
@@ -267,16 +276,10 @@ def read_queue_file(path: str | os.PathLike[str], limit: int = MAX_SPEC_BYTES) -
             raise InputError(f"{os.path.basename(path)} is not a regular file")
         if info.st_size > limit:
             raise InputError(f"{os.path.basename(path)} is larger than {limit} bytes")
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > limit:
+        raw = read_at_most(fd, limit)
+        if len(raw) > limit:
             raise InputError(f"{os.path.basename(path)} is larger than {limit} bytes")
-        return b"".join(chunks), info
+        return raw, info
     finally:
         os.close(fd)
 
@@ -325,16 +328,6 @@ def _ids_of(names: Iterable[str]) -> list[int]:
 
 def _batch_name() -> str:
     return f"{this_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _remove_tree(path: str) -> None:
