@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from expq.contract import is_reserved_var
 
-__all__ = ["whole_number", "count", "positive_seconds", "parse_duration", "job_id", "state_name", "clean_text",
+__all__ = ["whole_number", "count", "positive_seconds", "parse_duration", "job_id", "port", "state_name", "clean_text",
            "env_pair", "STATE_NAMES", "MAX_SECONDS"]
 
 STATE_NAMES = ("pending", "running", "done", "failed", "cancelled")
@@ -73,6 +73,7 @@ def positive_seconds(text: str) -> float:
 
 
 job_id = whole_number(1, None, "a job id (a positive number like 12)")
+port = whole_number(0, 65535, "a port (0-65535; 0 picks a free one)")
 
 
 def state_name(text: str) -> str:

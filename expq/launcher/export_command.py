@@ -12,30 +12,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from expq.launcher.argtypes import port, positive_seconds
+
 __all__ = ["register", "run"]
 
 _TARGETS = "EXPERIMENT|RUN_PATH"
 _ROOT_HELP = "the expq root holding experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0 picks a free one)")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 1 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 1 to 86400")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -73,12 +55,12 @@ def register(subparsers: Any) -> None:
         description="Export the runs of EXPERIMENT (into LOGDIR, incrementally), start TensorBoard on them and "
                     "print its URL. While it runs, new points are exported every --reload seconds. Ctrl-C stops it.")
     serve.add_argument("targets", nargs="+", metavar=_TARGETS, help="an experiment name or folder, or a run directory")
-    serve.add_argument("--port", type=_port, default=None,
+    serve.add_argument("--port", type=port, default=None,
                        help="port (default: TensorBoard's 6006, or the next free one; 0 picks any free one)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--logdir", type=Path, default=None, metavar="DIR",
                        help="where the event files go (default: EXPERIMENT_DIR/.tensorboard)")
-    serve.add_argument("--reload", type=_seconds, default=5.0, metavar="SECONDS",
+    serve.add_argument("--reload", type=positive_seconds, default=5.0, metavar="SECONDS",
                        help="re-export new points this often (default 5)")
     serve.set_defaults(run=_run_tensorboard)
 
