@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "gc", help="remove run directories that no job owns (--dry-run lists them)",
         description="Finish removals an interrupted expq rm left, then remove the run directories of queued "
-                    "jobs that are no longer in the queue. Runs started by hand are never touched.")
+                    "jobs that are no longer in the queue, stop requests of workers that are gone and their logs "
+                    "after 7 days. Runs started by hand are never touched.")
     p.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     p.set_defaults(run=run_gc)
 
@@ -77,14 +78,19 @@ def run_rm(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    from expq.queue.removal import finish_removals, orphan_run_dirs, remove_orphans
+    from expq.queue.removal import finish_removals, orphan_run_dirs, remove_orphans, stale_worker_files
     from expq.queue.store import JobQueue
 
     queue = JobQueue(args.root).require()
     orphans = orphan_run_dirs(queue)
+    stale = stale_worker_files(queue)
     if args.dry_run:
-        sys.stdout.write("".join(f"would remove {path}\n" for path in orphans))
+        sys.stdout.write("".join(f"would remove {path}\n" for path in [*orphans, *stale]))
         return 0
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        sys.stderr.write(f"expq: removed {len(stale)} file(s) of workers that are gone (stop requests, old logs)\n")
     finished = finish_removals(queue)
     if finished:
         sys.stderr.write(f"expq: finished {finished} interrupted removal(s)\n")

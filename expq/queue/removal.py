@@ -29,9 +29,10 @@ from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue, read_spec
 
 __all__ = ["Victim", "select", "remove", "finish_removals", "orphan_run_dirs", "remove_orphans", "trash_dir",
-           "GC_GRACE"]
+           "stale_worker_files", "GC_GRACE", "WORKER_LOG_KEEP"]
 
 GC_GRACE = 600.0  # a run directory changed this recently may belong to a submit in progress: gc leaves it
+WORKER_LOG_KEEP = 7 * 86400.0  # gc keeps the logs of gone workers this long
 _KEEP = ".keep"
 
 
@@ -243,3 +244,24 @@ def remove_orphans(queue: JobQueue, run_dirs: Iterable[Path]) -> list[Path]:
         _delete(parked)
         done.append(path)
     return done
+
+
+def stale_worker_files(queue: JobQueue, now: float | None = None) -> list[Path]:
+    """Files of workers that are gone: stop requests nobody will read, and logs (``queue/workers/*.log``)
+    untouched for ``WORKER_LOG_KEEP`` seconds."""
+    from expq.queue.workers import live_workers, stop_file
+
+    now = time.time() if now is None else now
+    live = {str(info.get("worker_id")) for info in live_workers(queue.paths, now)}
+    found = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in sorted(os.listdir(stop_file(queue.paths, "x").parent)):
+            if name not in live:
+                found.append(stop_file(queue.paths, name))
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in sorted(os.scandir(queue.paths.workers), key=lambda e: e.name):
+            if entry.name.endswith(".log") and entry.name[:-4] not in live:
+                with contextlib.suppress(FileNotFoundError):
+                    if now - entry.stat(follow_symlinks=False).st_mtime > WORKER_LOG_KEEP:
+                        found.append(Path(entry.path))
+    return found

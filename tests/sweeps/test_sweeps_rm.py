@@ -118,3 +118,19 @@ def test_sigkill_of_rm_halfway_leaves_a_consistent_queue(root, wait_until):
         assert dirs[job].exists() == (job in left)
     root.expq("rm", "--experiment", "big", check=True)
     assert _everywhere(root) == {} and not any(path.exists() for path in dirs.values())
+
+
+def test_gc_removes_files_of_workers_that_are_gone(root):
+    root.submit("--", "true")
+    workers = root.path / "queue" / "workers"
+    stop = root.path / "queue" / "stop"
+    stop.mkdir(mode=0o700)
+    (stop / "ghost-1-abc").touch()  # a stop request whose worker died before reading it
+    old, recent = workers / "ghost-1-abc.log", workers / "ghost-2-def.log"
+    old.write_text("old\n")
+    recent.write_text("recent\n")
+    os.utime(old, (0, 0))
+    preview = root.expq("gc", "--dry-run", check=True).stdout
+    assert preview == f"would remove {stop / 'ghost-1-abc'}\nwould remove {old}\n"
+    root.expq("gc", check=True)
+    assert not (stop / "ghost-1-abc").exists() and not old.exists() and recent.exists()
