@@ -50,10 +50,12 @@ class TrackedConfig(dict):
     """A plain ``dict`` (a copy of the config) that records which keys are read through it.
 
     Overriding ``__iter__`` also makes ``dict(cfg)`` and ``f(**cfg)`` go through ``keys`` and
-    ``__getitem__`` instead of copying the storage directly, so those reads are seen too.
+    ``__getitem__`` instead of copying the storage directly, so those reads are seen too. YAML's
+    dumpers learn to write it as the mapping it is (``yaml.safe_dump(exp.config)`` must keep working).
     """
 
     def __init__(self, data: Mapping[str, Any], log: ReadLog, prefix: str = "") -> None:
+        _teach_yaml()
         super().__init__(data)
         self._log = log
         self._prefix = prefix
@@ -94,3 +96,21 @@ class TrackedConfig(dict):
 
     def __reduce__(self) -> Any:  # pickles and deep-copies as a plain dict; every key counts as read
         return dict, (self.copy(),)
+
+
+_yaml_taught: list[bool] = []
+
+
+def _teach_yaml() -> None:
+    """Register ``TrackedConfig`` with PyYAML's representers, once per process: the safe dumpers look
+    types up exactly and would refuse a dict subclass, the others would tag it as a Python object."""
+    if _yaml_taught:
+        return
+    _yaml_taught.append(True)
+    import yaml
+    from yaml.representer import Representer, SafeRepresenter
+
+    classes: list[Any] = [SafeRepresenter, Representer, yaml.SafeDumper, yaml.Dumper]
+    classes += [c for c in (getattr(yaml, "CSafeDumper", None), getattr(yaml, "CDumper", None)) if c is not None]
+    for cls in classes:
+        cls.add_representer(TrackedConfig, SafeRepresenter.represent_dict)

@@ -3,10 +3,12 @@ config, in stderr.log, result.json and status; ``submit --strict`` fails such a 
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from expq.experiment import config_reads
 from expq.experiment.config_reads import ReadLog, TrackedConfig
@@ -89,6 +91,9 @@ def test_unread_keys_are_named_coarsest_first():
     (lambda c: json.dumps(c), {"lr", "model"}),
     (lambda c: list(c.items()), {"lr", "model"}),
     (lambda c: "lr" in c, set()),
+    (lambda c: yaml.safe_dump(c), {"lr", "model"}),
+    (lambda c: yaml.safe_dump(c["model"]), {"model.depth", "model.width"}),
+    (lambda c: pickle.dumps(c), {"lr", "model"}),
 ])
 def test_tracked_config_sees_reads(use, read):
     log = ReadLog()
