@@ -60,15 +60,19 @@ class TrackedConfig(dict):
         self._log = log
         self._prefix = prefix
 
-    def _seen(self, key: Any, value: Any) -> Any:
+    def __getitem__(self, key: Any) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, TrackedConfig):
+            return value
         full = f"{self._prefix}{key}"
-        if isinstance(value, dict) and value and not isinstance(value, TrackedConfig):
-            return TrackedConfig(value, self._log, f"{full}.")  # its own keys are recorded as they are read
+        if isinstance(value, dict) and value:
+            # its own keys are recorded as they are read; kept in place, so that changes made to it
+            # stay visible through this copy, as they would in a plain dict
+            child = TrackedConfig(value, self._log, f"{full}.")
+            super().__setitem__(key, child)
+            return child
         self._log.mark(full)
         return value
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._seen(key, super().__getitem__(key))
 
     def get(self, key: Any, default: Any = None) -> Any:
         return self[key] if key in self else default

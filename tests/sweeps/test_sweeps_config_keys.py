@@ -112,3 +112,10 @@ def test_reads_of_every_process_are_united(tmp_path):
 
 def test_writer_and_reader_agree_on_the_folder_name():
     assert config_reads.READS_DIR == config_check.READS_DIR
+
+
+def test_a_tracked_config_behaves_like_the_copy_it_is():
+    config = TrackedConfig({"model": {"depth": 2}}, ReadLog())
+    config["model"]["depth"] = 5
+    assert config["model"]["depth"] == 5 and config["model"] is config["model"]
+    assert config == {"model": {"depth": 5}} and isinstance(config, dict)
