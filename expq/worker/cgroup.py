@@ -7,16 +7,22 @@ Where cgroup v2 is not mounted or not writable (most unprivileged accounts witho
 delegation), ``JobCgroups.open`` returns None and the worker falls back on process groups,
 descendants and the job's environment (see ``JobTree``).
 
-A child is moved into its cgroup right after ``posix_spawn`` returns, before it has run more than
-its first instructions; a process it forks before that moment (within microseconds of exec) would
-stay outside, which is said in docs/worker.md.
+Moving a process into a cgroup costs the kernel an RCU grace period (about 2 ms here), so the moves
+and removals happen on a thread of their own: the worker starts the next job meanwhile. The move is
+queued right after ``posix_spawn`` returns and enters the kernel within microseconds, before the
+new program has run far; a fork the child makes while the move is in progress waits for it and lands
+inside. A process forked before that moment would stay outside, which docs/worker.md says.
 """
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from queue import SimpleQueue
 
 __all__ = ["JobCgroups", "cgroup2_root", "pids", "kill", "remove"]
 
@@ -42,6 +48,15 @@ class JobCgroups:
 
     def __init__(self, base: Path) -> None:
         self.base = base
+        self._ops: SimpleQueue[Callable[[], None] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="expq-cgroups", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        """Run the queued cgroup operations in order (a move before the removal of the same cgroup)."""
+        while (op := self._ops.get()) is not None:
+            with contextlib.suppress(OSError):
+                op()
 
     @classmethod
     def open(cls, worker_id: str) -> JobCgroups | None:
@@ -49,6 +64,7 @@ class JobCgroups:
         root = cgroup2_root()
         if root is None:
             return None
+        _sweep_dead(root, worker_id.rsplit("-", 2)[0])
         base = root / f"expq-{worker_id}"
         try:
             os.mkdir(base, 0o700)
@@ -62,25 +78,56 @@ class JobCgroups:
     def path(self, job_id: int, attempt: int) -> Path:
         return self.base / f"job-{job_id}-{attempt}"
 
-    def add(self, job_id: int, attempt: int, pid: int) -> Path | None:
-        """Create the job's cgroup and move its child into it; None when that fails (fallback)."""
+    def add(self, job_id: int, attempt: int, pid: int) -> Path:
+        """Queue the creation of the job's cgroup and the move of its child into it; returns its path
+        (a kill before the move is done reaches the child by its process group, as without cgroups)."""
         path = self.path(job_id, attempt)
-        try:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(path, 0o700)
-            with open(path / "cgroup.procs", "w") as procs:
-                procs.write(str(pid))
-        except OSError:
-            return None
+        self._ops.put(lambda: _enter(path, pid))
         return path
 
+    def discard(self, path: Path) -> None:
+        """Queue the removal of an ended job's cgroup (retried while its last processes die)."""
+        self._ops.put(lambda: _remove_when_empty(path))
+
     def close(self) -> None:
-        """Remove the worker's folder once its jobs' cgroups are gone."""
+        """Finish the queued operations, then remove the worker's folder once its jobs' cgroups are gone."""
+        self._ops.put(None)
+        self._thread.join(timeout=10)
         with contextlib.suppress(OSError):
             for child in self.base.iterdir():
                 if child.is_dir():
                     remove(child)
             os.rmdir(self.base)
+
+
+def _sweep_dead(root: Path, host: str) -> None:
+    """Remove the empty cgroup folders of this host's dead workers (a worker killed outright leaves its
+    folder behind; its jobs' processes were killed by whoever recovered them)."""
+    from expq._fs import pid_exists
+
+    for folder in root.glob(f"expq-{host}-*"):
+        pid = folder.name.rsplit("-", 2)[-2]
+        if not pid.isdigit() or pid_exists(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            for child in folder.iterdir():
+                if child.is_dir():
+                    remove(child)
+            os.rmdir(folder)
+
+
+def _enter(path: Path, pid: int) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    with open(path / "cgroup.procs", "w") as procs:
+        procs.write(str(pid))
+
+
+def _remove_when_empty(path: Path, tries: int = 50) -> None:
+    for _ in range(tries):
+        if remove(path):
+            return
+        time.sleep(0.01)
 
 
 def pids(path: Path) -> list[int]:

@@ -331,8 +331,8 @@ class Worker:
             del self.jobs[job_id]
             end_processes(job)
             self.locks.release(job.reservation)
-            if job.tree.cgroup is not None and not cgroup.remove(job.tree.cgroup):
-                self._dying_cgroups.append(job.tree.cgroup)
+            if job.tree.cgroup is not None and self.cgroups is not None:
+                self.cgroups.discard(job.tree.cgroup)
             ended.append((job, status))
         return ended
 
