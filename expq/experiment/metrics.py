@@ -163,7 +163,7 @@ class _LiveEvents:
     def write(self, batches: list[tuple[str, list[tuple[int, Any, float]]]]) -> None:
         import numpy as np
 
-        from expq.export import events
+        from expq.experiment import events
 
         parts = []
         if self.path is None:

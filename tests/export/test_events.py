@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from expq.export import events
+from expq.experiment import events
 
 STEPS = [0, 1, 127, 128, 16_383, 16_384, 2**40, -1, -(2**40)]
 VALUES = [0.4, -0.0, math.nan, math.inf, -math.inf, 1e300, -2.5, 3.0, 1e-45]
