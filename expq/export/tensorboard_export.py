@@ -23,11 +23,10 @@ from typing import Any
 
 from expq._fs import atomic_write, read_json_object
 from expq.errors import ExpqError, InputError
-from expq.experiment import tree
+from expq.experiment import events, tree
 from expq.experiment.config import flatten
 from expq.experiment.metrics import read_scalar_since
 from expq.experiment.reading import StoredRun
-from expq.experiment import events
 from expq.export.source import FAILED_STATES, FINAL_STATES, RunFacts, run_facts
 
 __all__ = ["export_tensorboard", "TensorBoardExport", "RunExport", "STATE_FILE", "require_tensorboard"]
