@@ -17,8 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 if TYPE_CHECKING:
     import numpy
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Summary", "Series", "MetricStore", "parse_lines", "parse_values", "last_point"]
 
 MAX_SERIES = 256
+MetricFile = Union[str, "os.PathLike[str]"]
 _TAIL = 4096
 
 
@@ -64,7 +64,7 @@ def parse_values(chunk: bytes) -> numpy.ndarray:
         return parse_lines(chunk)[:, 1]
 
 
-def last_point(path: Path) -> tuple[int, float, float] | None:
+def last_point(path: MetricFile) -> tuple[int, float, float] | None:
     """The last complete point of a metric file, from its last few kB only (None when there is none)."""
     try:
         with open(path, "rb") as handle:
@@ -89,7 +89,7 @@ class _Cursor:
     inode: int = -1
     offset: int = 0
 
-    def read_new(self, path: Path) -> tuple[bytes, bool]:
+    def read_new(self, path: MetricFile) -> tuple[bytes, bool]:
         """The complete lines appended since the last call, and whether the file started over."""
         try:
             with open(path, "rb") as handle:
@@ -118,7 +118,7 @@ class Summary:
     high: float | None = None
     bytes_read: int = 0
 
-    def update(self, path: Path) -> None:
+    def update(self, path: MetricFile) -> None:
         chunk, restart = self.cursor.read_new(path)
         if restart:
             self.count, self.last, self.low, self.high = 0, None, None, None
@@ -148,7 +148,7 @@ class Series:
     parts: list[Any] = field(default_factory=list)
     bytes_read: int = 0
 
-    def update(self, path: Path) -> numpy.ndarray:
+    def update(self, path: MetricFile) -> numpy.ndarray:
         """All points so far, as an (n, 3) array of step, value, time."""
         import numpy as np
 
@@ -169,23 +169,24 @@ class MetricStore:
 
     def __init__(self, max_series: int = MAX_SERIES) -> None:
         self.max_series = max_series
-        self._summaries: dict[Path, Summary] = {}
-        self._series: OrderedDict[Path, Series] = OrderedDict()
+        self._summaries: dict[str, Summary] = {}  # keyed by path text: a 1,000-run table makes no Path per file
+        self._series: OrderedDict[str, Series] = OrderedDict()
         self._lock = threading.Lock()  # requests run in a thread pool
-        self._to_warm: list[Path] = []
+        self._to_warm: list[str] = []
         self._warmer: threading.Thread | None = None
 
-    def summary(self, path: Path) -> Summary:
+    def summary(self, path: MetricFile) -> Summary:
         """The file's summary, brought up to date (reads only what was appended)."""
+        key = os.fspath(path)
         with self._lock:
-            found = self._summaries.setdefault(path, Summary())
-            found.update(path)
+            found = self._summaries.setdefault(key, Summary())
+            found.update(key)
             return found
 
-    def known(self, path: Path) -> bool:
-        return path in self._summaries
+    def known(self, path: MetricFile) -> bool:
+        return os.fspath(path) in self._summaries
 
-    def warm(self, paths: list[Path]) -> None:
+    def warm(self, paths: list[str]) -> None:
         """Read the summaries of ``paths`` in a background thread (one at a time), so a cold runs table
         fills in at parsing speed rather than one request's budget per poll."""
         with self._lock:
@@ -205,18 +206,19 @@ class MetricStore:
             if not self.known(path):
                 self.summary(path)
 
-    def points(self, path: Path) -> numpy.ndarray:
+    def points(self, path: MetricFile) -> numpy.ndarray:
         """Every point of the file, brought up to date; the least recently drawn series are forgotten."""
+        key = os.fspath(path)
         with self._lock:
-            series = self._series.pop(path, None) or Series()
-            self._series[path] = series
+            series = self._series.pop(key, None) or Series()
+            self._series[key] = series
             while len(self._series) > self.max_series:
                 self._series.popitem(last=False)
-            return series.update(path)
+            return series.update(key)
 
-    def bytes_read(self, path: Path) -> int:
-        """Bytes read from ``path`` for its points so far (what the benchmark checks)."""
-        series = self._series.get(path)
+    def bytes_read(self, path: MetricFile) -> int:
+        """Bytes read from ``path`` for its points so far (what the tests check)."""
+        series = self._series.get(os.fspath(path))
         return series.bytes_read if series else 0
 
 
