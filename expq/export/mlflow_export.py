@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expq.errors import ExpqError, InputError
+from expq.errors import ExpqError
 from expq.experiment import tree
 from expq.experiment.config import flatten
 from expq.experiment.reading import StoredRun
-from expq.export.source import FINAL_STATES, run_facts
+from expq.export.source import FINAL_STATES, check_output_folder, run_facts
 
 __all__ = ["export_mlflow", "MlflowExport", "prepare_tracking_uri", "RUN_ID_TAG"]
 
@@ -75,13 +75,7 @@ def prepare_tracking_uri(uri: str, environ: MutableMapping[str, str] | None = No
     if raw.startswith("//"):
         raw = raw[2:]
     path = Path(raw).expanduser().absolute()
-    if path.exists() and not path.is_dir():
-        raise InputError(f"tracking URI {uri}: {path} is a file, not a folder")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"tracking URI {uri}: {existing} is not writable")
+    check_output_folder(path, f"tracking URI {uri}")
     if env.get(FILE_STORE_VAR, "").lower() != "true":
         env[FILE_STORE_VAR] = "true"
         notes.append(f"set {FILE_STORE_VAR}=true: MLflow 3 refuses file stores unless told")

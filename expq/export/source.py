@@ -58,6 +58,22 @@ class RunFacts:
     tags: tuple[str, ...]
 
 
+def check_output_folder(path: Path, what: str) -> None:
+    """An export's output folder must be a folder (or not exist yet) that this user can write in,
+    checked before anything is written.
+
+    Raises:
+        InputError: naming ``what`` and the problem.
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what}: {path} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: {existing} is not writable")
+
+
 def run_facts(run: StoredRun) -> RunFacts:
     """The facts of ``run``: the worker's result first (it outlives the process), then run.json."""
     meta = run.meta

@@ -27,7 +27,7 @@ from expq.experiment import events, tree
 from expq.experiment.config import flatten
 from expq.experiment.metrics import read_scalar_since
 from expq.experiment.reading import StoredRun
-from expq.export.source import FAILED_STATES, FINAL_STATES, RunFacts, run_facts
+from expq.export.source import FAILED_STATES, FINAL_STATES, RunFacts, check_output_folder, run_facts
 
 __all__ = ["export_tensorboard", "TensorBoardExport", "RunExport", "STATE_FILE", "require_tensorboard"]
 
@@ -99,13 +99,7 @@ def export_tensorboard(runs: Sequence[StoredRun], out: Path) -> TensorBoardExpor
 
 def _plan(runs: Sequence[StoredRun], out: Path) -> list[tuple[StoredRun, Path]]:
     """Check everything before anything is written: bad input changes nothing."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file, not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: {existing} is not writable")
+    check_output_folder(out, "--out")
     plan: list[tuple[StoredRun, Path]] = []
     owners: dict[Path, StoredRun] = {}
     for run in runs:

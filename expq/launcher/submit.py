@@ -174,8 +174,9 @@ def plan(request: SubmitRequest) -> list[Plan]:
     Raises:
         InputError: a bad name, option, config file, sweep or placeholder, or an empty command.
     """
+    from expq import config
     from expq._fs import check_name
-    from expq.launcher import config, sweep, template
+    from expq.launcher import sweep, template
 
     check_name("experiment", request.options.experiment)
     if request.name is not None:

@@ -1,6 +1,6 @@
 """Parse ``--sweep KEY=V1,V2,...`` options and expand them into one config per point.
 
-Values are typed like ``--set`` (see ``expq.launcher.config``). The product is built
+Values are typed like ``--set`` (see ``expq.config``). The product is built
 by copying only the mappings on the swept paths, so 10,000 points take milliseconds;
 the configs it returns share unswept parts with the base and must be treated as read-only.
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from expq._fs import slug
+from expq.config import MISSING, parse_value, set_dotted, show, split_key
 from expq.errors import InputError
-from expq.launcher.config import MISSING, parse_value, set_dotted, show, split_key
 from expq.launcher.template import format_value
 
 __all__ = ["MAX_POINTS", "expand", "parse_sweep", "run_name"]

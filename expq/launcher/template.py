@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from expq.config import MISSING, get_dotted, show
 from expq.errors import InputError
-from expq.launcher.config import MISSING, get_dotted, show
 
 __all__ = ["MAX_FORMAT_WIDTH", "check", "format_value", "placeholders", "render", "render_all"]
 

@@ -1,4 +1,4 @@
-"""Tests for expq.launcher.config: files, merging, --set parsing and dotted keys."""
+"""Tests for expq.config as submit uses it: files, merging, --set parsing and dotted keys."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from expq.errors import InputError
-from expq.launcher.config import (
+from expq.config import (
     MISSING,
     deep_merge,
     get_dotted,
@@ -18,6 +17,7 @@ from expq.launcher.config import (
     resolve_config,
     set_dotted,
 )
+from expq.errors import InputError
 
 
 def write(path: Path, text: str) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from expq.launcher.config import parse_set
+from expq.config import parse_set
 from expq.launcher.sweep import expand, parse_sweep
 from expq.launcher.template import check, format_value, placeholders, render, render_all
 
@@ -135,7 +135,7 @@ def test_bad_format_spec_for_the_value(raises_input) -> None:
 ])
 def test_format_widths_are_bounded(arg: str, what: str, digits: str, raises_input) -> None:
     """Refused when the command is parsed: nothing is formatted, so no gigabyte is ever built."""
-    from expq.launcher.config import show
+    from expq.config import show
     from expq.launcher.template import MAX_FORMAT_WIDTH
 
     with raises_input(f"invalid placeholder {show(arg)} in command: format {what} {show(digits, 20)} is more than "
