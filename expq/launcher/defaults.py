@@ -29,6 +29,8 @@ from expq.errors import InputError
 __all__ = ["FILE_NAME", "find_file", "apply_file_defaults"]
 
 FILE_NAME = "expq.toml"
+# Options that must be given on the command line each time.
+_NOT_DEFAULTS = {("worker", "detach"): "the background worker reads this file too and would start another"}
 
 
 def _root_hint(argv: Sequence[str]) -> Path:
@@ -115,6 +117,8 @@ def apply_file_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
         defaults = {}
         for key, value in table.items():
             dest = key.replace("-", "_")
+            if (command, dest) in _NOT_DEFAULTS:
+                raise InputError(f"{path}: [{command}] {key} cannot come from a file: {_NOT_DEFAULTS[command, dest]}")
             if dest not in options:
                 raise InputError(f"{path}: [{command}] has no option {key!r}")
             defaults[dest] = _convert(path, command, options[dest], value)

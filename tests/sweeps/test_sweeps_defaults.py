@@ -42,6 +42,7 @@ def test_defaults_from_the_root_when_the_directory_has_none(root, tmp_path):
     ('[worker]\ndrain = "yes"\n', "[worker] drain: expected true or false"),
     ('[nope]\na = 1\n', "[nope] is not a command with options"),
     ('x = [', "cannot read it"),
+    ('[worker]\ndetach = true\n', "[worker] detach cannot come from a file"),
 ])
 def test_a_bad_defaults_file_is_one_line_and_exit_2(root, tmp_path, text, message):
     root.submit("--", "true")
