@@ -84,6 +84,9 @@ def test_queue_view_shows_counts_running_and_finished_jobs(browser: Any, server:
 def test_experiment_view_shows_what_is_on_disk(browser: Any, server: Server, filled: Filled,
                                                wait_until: Callable[..., Any], artifacts: Path) -> None:
     _open(browser, f"{server.base}/experiments/demo", wait_until, "#runs tbody tr")
+    # a loaded machine may answer first with a partial table (metrics not read yet): it fills in live
+    wait_until(lambda: "-" not in _texts(browser, "#runs td[data-column='loss.last']"), timeout=30,
+               message="the table never showed every run's last loss")
     on_disk = sorted((filled.run_dir(j) for j in filled.sweep), key=lambda p: int(p.name.split("-")[0]))
     assert _texts(browser, "#runs tbody tr td:nth-child(2)") == [p.name for p in on_disk]  # natural order
     headers = _attrs(browser, "#runs th[data-column]", "data-column")

@@ -536,7 +536,12 @@ function experimentView(main, name) {
     // live: while a selected run is still running, its charts grow (only appended bytes are read)
     if (t.rows.some((r) => view.selected.has(r.run) && r.state === "running")) await drawCharts(true, true);
   };
-  every(TABLE_POLL_MS, refresh);
+  // poll: sooner while the server is still reading metric files (a partial table), else every 3 s
+  const loop = async () => {
+    try { await refresh(); setLive(true); } catch (err) { setLive(false); console.error(err); }
+    state.timers.push(setTimeout(loop, view.table && view.table.partial ? 1000 : TABLE_POLL_MS));
+  };
+  loop();
 }
 
 // ---------------------------------------------------------------------------------------------
