@@ -7,6 +7,7 @@ space in it (the script must quote it). Timing facts of this cluster are in test
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,7 +36,8 @@ class Expq:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "expq", "--root", str(self.root), *args], capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+                              text=True, timeout=60, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "COLUMNS": "200"})  # wide enough for every status column
         assert not check or done.returncode == 0, f"expq {' '.join(args)}: {done.returncode} {done.stderr}"
         return done
 
