@@ -3,6 +3,7 @@ of ``submit --wait`` and the redraw loop of ``status --watch``. Only the launche
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -32,6 +33,13 @@ _NARROWING: tuple[tuple[str, int | None], ...] = (
     ("EXP/NAME", 24), ("REASON", 24), ("COMMAND", 8), ("EXP/NAME", 16), ("REASON", 16), ("COMMAND", None),
     ("EXP/NAME", 12), ("REASON", 12))
 _GIVE_BACK = ("REASON", "EXP/NAME", "COMMAND", "GPUS", "HOST", "SLURM")
+
+
+def _command_cell(command: list[str]) -> str:
+    """The command on one line, its program by name only (``/long/venv/bin/python -m expq.executor
+    mod.fn`` shows as ``python -m expq.executor mod.fn``): the table is narrow, ``show`` has it all."""
+    words = [os.path.basename(command[0]) or command[0], *command[1:]] if command else []
+    return " ".join(shlex.join(words).split())
 
 
 def terminal_width() -> int:
@@ -85,7 +93,7 @@ def _cells(rec: dict[str, Any]) -> dict[str, str]:
             "REASON": " ".join((rec["reason"] or "-").split()), "NGPU": _requested(rec), "GPUS": _used(rec),
             "ATT": str(rec["attempts"]), "TIME": duration(rec["elapsed"]), "EXIT": _exit(rec),
             "HOST": rec["host"] or "-", "SLURM": rec.get("slurm_job") or "-",
-            "COMMAND": " ".join(shlex.join(rec["command"]).split())}  # one line, whatever the arguments hold
+            "COMMAND": _command_cell(rec["command"])}
 
 
 def _fit(natural: dict[str, int], width: int) -> dict[str, int]:

@@ -210,3 +210,14 @@ def test_a_running_job_without_a_lease_says_so(queue: JobQueue) -> None:
                                              "no lease: being started, or its worker died while starting it")
     write_lease(queue.paths, lease(1, attempt()))
     assert report.collect(queue, report.Query()).jobs[0]["reason"] == ""
+
+
+def test_the_table_names_a_program_by_its_name_not_its_path(tmp_path, capsys):
+    from expq.launcher.cli import main
+
+    root = tmp_path / "root"
+    assert main(["--root", str(root), "submit", "--", "/usr/bin/env", "python3", "-m", "expq.executor", "mod.fn"]) == 0
+    capsys.readouterr()
+    assert main(["--root", str(root), "status"]) == 0
+    table = capsys.readouterr().out
+    assert "env python3 -m expq.executor mod.fn" in table and "/usr/bin/env" not in table
