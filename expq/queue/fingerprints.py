@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from expq._fs import ensure_dir
+from expq._fs import MODES, ensure_dir
 from expq.queue.paths import QueuePaths
 
 __all__ = ["fingerprint_of", "index_dir", "locked", "lookup", "record"]
@@ -73,7 +73,7 @@ def record(paths: QueuePaths, pairs: Sequence[tuple[str, int]]) -> None:
     for fp, job in pairs:
         shards.setdefault(_shard(paths, fp), []).append(f"{fp} {job}\n")
     for shard, lines in shards.items():
-        fd = os.open(shard, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        fd = os.open(shard, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, MODES.file)
         try:
             payload = "".join(lines).encode()
             while payload:

@@ -8,8 +8,11 @@ A worker whose stderr is already a file (``--detach``, a SLURM task, a redirecti
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+
+from expq._fs import MODES
 
 __all__ = ["FORMAT", "TerminalHandler", "setup_logging"]
 
@@ -35,10 +38,11 @@ def setup_logging(level: str | int, log_file: Path | None) -> None:
     terminal.setFormatter(formatter)
     root.addHandler(terminal)
     if log_file is not None:
-        try:
-            handler = logging.FileHandler(log_file, encoding="utf-8")
+        try:  # created with the root's modes (owner-only unless the root is shared), whatever the umask
+            fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, MODES.file)
         except OSError as exc:  # no log file: the terminal still gets everything
             logging.getLogger(__name__).warning("cannot open the worker log %s: %s", log_file, exc)
             return
+        handler = logging.StreamHandler(open(fd, "a", encoding="utf-8", buffering=1))
         handler.setFormatter(formatter)
         root.addHandler(handler)

@@ -58,6 +58,7 @@ def test_a_worker_whose_pseudo_terminal_closes_keeps_its_job_running_to_done(clu
     assert started.read_text() == "1"  # one attempt: the job was never interrupted
     (log,) = (cluster.root / "queue" / "workers").glob("*.log")  # on a terminal it also logs to a file
     wait_until(lambda: f"job {second} done" in log.read_text(), timeout=10, message="no log line after the hangup")
+    assert log.stat().st_mode & 0o077 == 0  # owner-only, like every file of a private root
 
 
 @pytest.fixture
@@ -137,3 +138,12 @@ def test_detach_reports_a_worker_that_cannot_start(cluster, tmp_path):
     finally:
         os.chmod(cluster.root / "queue", 0o755)
     assert done.returncode == 2 and "writable by other users" in done.stderr and done.stdout == ""
+
+
+def test_worker_logs_are_private_files(cluster, detached):
+    cluster.submit("--", "true")
+    done = _expq(cluster.root, "worker", "--detach", *WORKER_FAST)
+    assert done.returncode == 0, done.stderr
+    log = cluster.root / "queue" / "workers" / f"{done.stdout.strip()}.log"
+    detached.append(json.loads(_expq(cluster.root, "workers", "--json").stdout)["workers"][0]["pid"])
+    assert log.stat().st_mode & 0o077 == 0
