@@ -347,10 +347,10 @@ function experimentView(main, name) {
         el("option", { value: "step", text: "step", selected: view.x === "step" }), el("option", { value: "time", text: "wall time (s)", selected: view.x === "time" }))),
       el("label", {}, el("input", { type: "checkbox", id: "log-y", checked: view.logY, onchange: (e) => { view.logY = e.target.checked; drawCharts(); } }), "log y"),
       el("label", {}, "smoothing", el("input", { type: "range", id: "smoothing", min: 0, max: 0.99, step: 0.01, value: view.smoothing,
-        oninput: (e) => { view.smoothing = parseFloat(e.target.value); drawCharts(false); } })),
-      el("label", {}, "group by", el("select", { id: "group-by", onchange: (e) => { view.groupBy = e.target.value; drawCharts(false); } },
+        oninput: (e) => { view.smoothing = parseFloat(e.target.value); drawCharts(); } })),
+      el("label", {}, "group by", el("select", { id: "group-by", onchange: (e) => { view.groupBy = e.target.value; drawCharts(); } },
         el("option", { value: "", text: "none (one line per run)" }), keys.map((k) => el("option", { value: k, text: k, selected: view.groupBy === k })))),
-      el("label", {}, "band", el("select", { id: "band", onchange: (e) => { view.band = e.target.value; drawCharts(false); } },
+      el("label", {}, "band", el("select", { id: "band", onchange: (e) => { view.band = e.target.value; drawCharts(); } },
         el("option", { value: "minmax", text: "min–max" }), el("option", { value: "std", text: "± std" }))),
       el("span", { class: "muted", id: "selection-count" }));
   };
@@ -474,11 +474,12 @@ function experimentView(main, name) {
   };
 
   let drawing = Promise.resolve();
-  const drawCharts = (refetch = true, refresh = false) => {
-    drawing = drawing.then(() => drawChartsNow(refetch, refresh)).catch((err) => toast(err.message));
+  // refresh: ask the server again for series already cached here (a live run grew); else only missing ones
+  const drawCharts = (refresh = false) => {
+    drawing = drawing.then(() => drawChartsNow(refresh)).catch((err) => toast(err.message));
     return drawing;
   };
-  const drawChartsNow = async (refetch, refresh) => {
+  const drawChartsNow = async (refresh) => {
     const asked = performance.now();
     const Plotly = await loadPlotly();
     const started = performance.now(); // what follows is this draw's own cost: fetch the points, draw them
@@ -512,7 +513,6 @@ function experimentView(main, name) {
     });
     charts.dataset.drawMs = String(Math.round(performance.now() - started));
     charts.dataset.drawn = String(Number(charts.dataset.drawn || 0) + 1);
-    void refetch;
   };
 
   let first = true;
@@ -534,7 +534,7 @@ function experimentView(main, name) {
     drawControls();
     drawTable();
     // live: while a selected run is still running, its charts grow (only appended bytes are read)
-    if (t.rows.some((r) => view.selected.has(r.run) && r.state === "running")) await drawCharts(true, true);
+    if (t.rows.some((r) => view.selected.has(r.run) && r.state === "running")) await drawCharts(true);
   };
   // poll: sooner while the server is still reading metric files (a partial table), else every 3 s
   const loop = async () => {
