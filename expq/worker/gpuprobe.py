@@ -275,8 +275,12 @@ class Prober:
         except ImportError:
             self._nvml_problem = "NVML: the nvidia-ml-py package is not installed"
             return None
+        def start() -> list[GpuInfo]:
+            pynvml.nvmlInit()
+            return []
+
         try:
-            _within(self.timeout, "NVML start-up", lambda: [pynvml.nvmlInit()] and [])
+            _within(self.timeout, "NVML start-up", start)
         except ProbeError as exc:
             self._nvml_problem = f"NVML cannot be loaded ({str(exc).split(': ', 1)[-1]})"
             return None
