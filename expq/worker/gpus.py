@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "Seat", "default_lock_dir", 
 log = logging.getLogger(__name__)
 
 MAX_SEATS = 64  # holders of one GPU; --jobs-per-gpu is bounded by the same number
+PLACEMENT_TIMEOUT = 2.0  # seconds to wait for another worker's placement turn
 SEAT_BYTES = 8192  # a seat record is padded to this size: rewriting it in place needs no ftruncate (~8 ms here)
 
 
@@ -184,12 +186,26 @@ class GpuLocks:
         return self.keys.get(gpu) or gpu.replace("/", "_")
 
     @contextmanager
-    def placement(self) -> Iterator[None]:
+    def placement(self, timeout: float = PLACEMENT_TIMEOUT) -> Iterator[None]:
         """The host-wide turn in which one worker counts holders and takes locks (held for a few
-        syscalls: no probe runs inside it)."""
+        syscalls: no probe runs inside it).
+
+        Raises:
+            TimeoutError: another worker held it for ``timeout`` seconds (stopped with SIGSTOP, or
+                frozen): this worker places nothing now rather than stall its own jobs' supervision.
+        """
         fd = os.open(self.lock_dir / "placement.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"the GPU placement lock in {self.lock_dir} is held by a stalled "
+                                           "worker") from None
+                    time.sleep(0.002)  # held for a few syscalls by a live worker
             yield
         finally:
             os.close(fd)

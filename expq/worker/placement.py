@@ -171,6 +171,7 @@ class Placer:
         self._snapshot: list[GpuInfo] | None = None
         self._probed_at = -math.inf
         self._retry_at = -math.inf
+        self._stalled = False  # another worker held the placement turn too long (logged once)
 
     def start(self, now: float) -> None:
         """Probe once and name each GPU's locks by its UUID where the probe matches it."""
@@ -223,15 +224,23 @@ class Placer:
         if key in self.reasons:  # a job of the same needs did not fit in this pass: neither does this one
             return None
         snapshot = self.snapshot(now)
-        with self.locks.placement():
-            views = self.views(snapshot, now)
-            chosen, reason = choose(views, spec.gpus, spec.gpu_mem, self.policy)
-            if chosen is None:
-                self.reasons[key] = reason
-                return None
-            if spec.gpu_mem is None:
-                return self.locks.take_whole(chosen)
-            return self.locks.take_seats(chosen, Seat(spec.gpu_mem, now, spec.id, self.root))
+        try:
+            with self.locks.placement():
+                self._stalled = False
+                views = self.views(snapshot, now)
+                chosen, reason = choose(views, spec.gpus, spec.gpu_mem, self.policy)
+                if chosen is None:
+                    self.reasons[key] = reason
+                    return None
+                if spec.gpu_mem is None:
+                    return self.locks.take_whole(chosen)
+                return self.locks.take_seats(chosen, Seat(spec.gpu_mem, now, spec.id, self.root))
+        except TimeoutError as exc:
+            if not self._stalled:
+                log.warning("not placing GPU jobs while %s; trying again each pass", str(exc).removeprefix("the "))
+            self._stalled = True
+            self.reasons[key] = ""  # nothing else in this pass waits for it again
+            return None
 
     def views(self, snapshot: list[GpuInfo] | None, now: float) -> list[GpuView]:
         """Each GPU's holders (read from the locks: call inside ``locks.placement()``), processes and promises."""

@@ -86,3 +86,24 @@ def test_the_probe_runs_only_while_something_waits_for_a_gpu_or_a_gpu_job_runs(b
     (job,) = box.submit_job(100, "--gpus", "1")
     box.wait_states(lambda s: s[job] == "running", "running")
     box.wait_until(lambda: box.fake.calls() > started, message="a running GPU job is sampled")
+
+
+def test_a_worker_stalled_in_its_placement_turn_delays_gpu_jobs_only(box):
+    import fcntl
+
+    box.fake.set_gpus(1)
+    locks = box.tmp / "gpu-locks"
+    locks.mkdir(mode=0o700)
+    stalled = os.open(locks / "placement.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(stalled, fcntl.LOCK_EX)  # what a worker stopped inside its placement turn leaves behind
+    try:
+        (gpu,) = box.submit_job(100, "--gpus", "1")
+        (cpu,) = box.submit("--", "true")
+        box.release()
+        box.worker("--gpus", "auto", "--slots", "2")
+        box.wait_states(lambda s: s[cpu] == "done", "the CPU job runs meanwhile")
+        box.wait_until(lambda: "held by a stalled worker" in box.log(), message=lambda: box.log())
+        assert box.states()[gpu] == "pending"
+    finally:
+        os.close(stalled)
+    box.wait_states(lambda s: s[gpu] == "done", "the GPU job runs once the turn is free")
