@@ -162,7 +162,7 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
             rec.update(attempts=last.number, host=last.host, gpus=list(last.gpus), started_at=last.started_at,
                        slurm_job=last.slurm_job or None, elapsed=max(0.0, now - last.started_at))
             if last.gpus:
-                rec["gpu_mem_bytes"], rec["gpu_util"] = read_gpu_usage(run)
+                rec["gpu_mem_bytes"], rec["gpu_util"] = read_gpu_usage(run, last.started_at)
     else:
         _finished(rec, run, problems)
     if problems:

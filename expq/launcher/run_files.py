@@ -147,14 +147,15 @@ def read_run_lease(paths: QueuePaths, job: int, problems: list[str]) -> Lease | 
     return found
 
 
-def read_gpu_usage(run: RunPaths) -> tuple[int | None, int | None]:
-    """A running job's GPU memory (bytes) and its GPUs' utilisation (%) as its worker last sampled them;
-    None for what is not known (never sampled, no probe, a torn or foreign file: it is rewritten soon)."""
+def read_gpu_usage(run: RunPaths, since: float) -> tuple[int | None, int | None]:
+    """A running job's GPU memory (bytes) and its GPUs' utilisation (%) as its worker last sampled them
+    after ``since`` (the attempt's start: an earlier attempt's sample is not this one's); None for what
+    is not known (not sampled yet, no probe, a torn or foreign file: it is rewritten soon)."""
     try:
         data = read_json(run.dir / GPU_USAGE_JSON)
     except (OSError, ValueError):
         return None, None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("sampled_at"), (int, float)) or data["sampled_at"] < since:
         return None, None
     held, util = data.get("gpu_mem_bytes"), data.get("gpu_util")
     return (held if isinstance(held, int) and not isinstance(held, bool) else None,

@@ -49,3 +49,17 @@ def test_status_and_show_print_why_jobs_wait(box):
     assert "needs 6 GiB on 1 GPU (most free: GPU 0, 3 GiB)" in shown
     assert f"GPU 0 in use by another process (pid {other.pid}, {getpass.getuser()})" in shown
     assert box.jobs()[big]["reason"] == "needs 2 GPUs (largest worker has 1)"
+
+
+def test_a_gpu_sample_counts_only_for_the_attempt_it_was_taken_in(tmp_path):
+    from expq.launcher.run_files import read_gpu_usage
+    from expq.queue.paths import RunPaths
+
+    run = RunPaths(tmp_path)
+    assert read_gpu_usage(run, 0.0) == (None, None)
+    (tmp_path / "gpu_usage.json").write_text(json.dumps({"gpu_mem_bytes": 5 << 30, "gpu_util": 80,
+                                                         "peak_gpu_mem_bytes": 6 << 30, "sampled_at": 100.0}))
+    assert read_gpu_usage(run, 50.0) == (5 << 30, 80)
+    assert read_gpu_usage(run, 150.0) == (None, None)  # a retry started after it: not its use
+    (tmp_path / "gpu_usage.json").write_text('{"gpu_mem_bytes": "5G", "gpu_util": true, "sampled_at": 100}')
+    assert read_gpu_usage(run, 50.0) == (None, None)
