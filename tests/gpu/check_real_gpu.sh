@@ -13,6 +13,7 @@ set -euo pipefail
 
 PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 GPU=${EXPQ_CHECK_GPU:-0}
+read -r FIRST_PROBE SECOND_PROBE <<<"${EXPQ_CHECK_PROBES:-nvml smi}"  # tests/gpu rehearse it with "smi smi"
 WORK=$(mktemp -d)
 ROOT=$WORK/root
 export EXPQ_GPU_LOCK_DIR=$WORK/locks EXPQ_ROOT=$ROOT
@@ -66,6 +67,7 @@ while not os.path.exists(release):
 EOF
 
 "$PY" -c "import pynvml" || fail "nvidia-ml-py is not installed (pip install -e '.[gpu]')"
+[ "$FIRST_PROBE" = nvml ] || echo "NOTE: rehearsal: comparing $FIRST_PROBE with $SECOND_PROBE, not NVML with nvidia-smi"
 "$PY" -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('torch') or u.find_spec('cupy')))" \
     || fail "neither torch nor cupy is installed"
 UUID=$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i "$GPU")
@@ -77,9 +79,9 @@ CUDA_VISIBLE_DEVICES=$UUID "$PY" "$WORK/alloc.py" 1 "$WORK/release-probe" >"$WOR
 PROBE_PID=$!
 PIDS+=("$PROBE_PID")
 wait_for 120 "a process allocating 1 GiB for the probe check" grep -q holds "$WORK/probe.log"
-expq gpus --probe nvml --json >"$WORK/nvml.json"
-expq gpus --probe smi --json >"$WORK/smi.json"
-expq gpus --probe nvml
+expq gpus --probe "$FIRST_PROBE" --json >"$WORK/nvml.json"
+expq gpus --probe "$SECOND_PROBE" --json >"$WORK/smi.json"
+expq gpus --probe "$FIRST_PROBE"
 NAMESPACED=$("$PY" - "$WORK/nvml.json" "$WORK/smi.json" "$UUID" "$PROBE_PID" <<'EOF'
 import json, sys
 nvml, smi = (json.load(open(p)) for p in sys.argv[1:3])

@@ -1,0 +1,43 @@
+"""``check_real_gpu.sh`` is meant for a machine with a GPU; here it is rehearsed end to end against the
+fake ``nvidia-smi``, with a stand-in ``torch`` whose "allocation" lists the process in the fake's
+state, so the script does not rot between the times someone runs it on a GPU."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).parent
+REPO = HERE.parent.parent
+
+TORCH = '''import os
+uint8 = "uint8"
+class cuda:
+    @staticmethod
+    def synchronize():
+        pass
+def ones(size, dtype=None, device=None):
+    state = os.environ["FAKE_SMI_STATE"]
+    with open(os.path.join(state, "gpus.json")) as handle:
+        uuid = __import__("json").load(handle)[0]["uuid"]
+    with open(os.path.join(state, "apps", f"torch-{os.getpid()}"), "w") as handle:
+        handle.write(f"{uuid} {os.getpid()} {size >> 20}\\n")
+'''
+
+
+def test_the_real_gpu_check_passes_against_the_fake_gpu(box, tmp_path):
+    box.fake.set_gpus(1, total_gib=8, util=10)
+    fake_torch = tmp_path / "fake-torch"
+    (fake_torch / "torch").mkdir(parents=True)
+    (fake_torch / "torch" / "__init__.py").write_text(TORCH)
+    env = {**box.env(), "PYTHONPATH": str(fake_torch), "EXPQ_CHECK_PROBES": "smi smi", "PYTHON": str(
+        Path(__import__("sys").executable))}
+    env.pop("EXPQ_GPU_LOCK_DIR")
+    done = subprocess.run(["bash", str(HERE / "check_real_gpu.sh")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "probes agree (pids visible)" in out
+    assert "third job waits: GPU 0 runs 2 jobs (--jobs-per-gpu 2)" in out
+    assert "peak GPU memory of job 1 (result.json): 1536 MiB" in out
+    assert "waits: GPU 0 in use by another process (pid " in out
+    assert out.rstrip().endswith("== every check held")
