@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,11 +117,19 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
         if is_disk_full(exc):
             raise DiskFull(exc) from None
         raise StartError(f"cannot prepare run directory {run.dir}: {exc.strerror or exc}") from None
-    if not queue.paths.job_file(State.RUNNING, spec.id, claim=claim).exists():
-        queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
-        raise ClaimLost()
+
+    def still_mine() -> bool:
+        """Checked right before the spawn: this worker may have stalled since claiming (a frozen
+        worker's claim is recovered by others), and then it must not start a second execution."""
+        return (lease_is_mine(queue.paths, spec.id, stamp, claim)
+                and queue.paths.job_file(State.RUNNING, spec.id, claim=claim).exists())
+
     try:
-        pid = _launch(queue, spec, claim, run, attempt, reservation, base_env)
+        pid = _launch(queue, spec, claim, run, attempt, reservation, base_env, still_mine)
+    except ClaimLost:
+        if lease_is_mine(queue.paths, spec.id, stamp, claim):
+            queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
+        raise
     except OSError as exc:
         if is_disk_full(exc):
             queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
@@ -132,7 +141,7 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
 
 
 def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: Attempt,
-            reservation: list[tuple[str, int]], base_env: dict[str, str]) -> int:
+            reservation: list[tuple[str, int]], base_env: dict[str, str], still_mine: Callable[[], bool]) -> int:
     if not run.config.exists():
         _link_spec(queue.paths.job_file(State.RUNNING, spec.id, claim=claim), run.job, spec)
         write_file(run.config, dump_config(spec.config).encode())
@@ -152,6 +161,8 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
                 os.write(out, header)
             if not os.path.isdir(spec.cwd):
                 raise NotADirectoryError(0, "working directory does not exist", spec.cwd)
+            if not still_mine():
+                raise ClaimLost()
             return spawn(spec.command, spec.cwd, {**base_env, **variables}, out, err,
                          [fd for _, fd in reservation])
         finally:

@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after a child died of SIGTERM
 PROBE_INTERVAL = 1.0  # seconds between checks whether a full disk has space again
 PROBE_BYTES = 64 << 10  # what a probe must be able to write before claiming resumes
+ORPHAN_RESCANS = (0.0, 0.05, 0.25)  # seconds before each search for a lost attempt's processes
 
 
 @dataclass(frozen=True)
@@ -493,7 +494,12 @@ class Worker:
         group = root / f"expq-{lease.worker_id}" / f"job-{spec.id}-{lease.attempt.number}" if root else None
         if group is not None and not group.is_dir():
             group = None
-        JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number, cgroup=group).signal(signal.SIGKILL)
+        tree = JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number, cgroup=group)
+        # A child caught between its worker's posix_spawn and its exec still shows the worker's
+        # environment, not the job's: look again once it has exec'd, before the job can run again.
+        for pause in ORPHAN_RESCANS:
+            time.sleep(pause)
+            tree.signal(signal.SIGKILL)
         if group is not None:  # the dead worker's folders go once empty (its own folder last)
             self._dying_cgroups += [group, group.parent]
 

@@ -36,7 +36,7 @@ def test_every_job_ends_done_exactly_once_under_sigkill_storm(cluster, wait_unti
     marks = cluster.tmp / "marks"
     (marks / "alive").mkdir(parents=True)
     cluster.submit("--retries", "1000", "--sweep", f"i=range({JOBS})", "--", "sh", "-c", JOB, "job", str(marks))
-    options = ("--gpus", "none", "--slots", "2", "--lease-timeout", "2")
+    options = ("--gpus", "none", "--slots", "2", "--lease-timeout", "5")
     live = [cluster.worker(*options) for _ in range(WORKERS)]
     rng = random.Random(7)
     kills = 0
