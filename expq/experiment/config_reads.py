@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from expq._fs import atomic_write, ensure_dir
+from expq.contract import CONFIG_READS_DIR
 
 __all__ = ["READS_DIR", "ReadLog", "TrackedConfig"]
 
-READS_DIR = "config-reads"
+READS_DIR = CONFIG_READS_DIR
 _counter = itertools.count(1)
 
 

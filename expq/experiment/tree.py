@@ -42,9 +42,9 @@ RUNS = contract.RUNS_DIR
 EXPERIMENTS = contract.EXPERIMENTS_DIR
 # Written by the worker in a queued run directory; read here, never written.
 JOB_JSON = contract.JOB_JSON
+LABELS_JSON = contract.LABELS_JSON
 JOB_CONFIG = contract.CONFIG_YAML
 RESULT_JSON = contract.RESULT_JSON
-LABELS_JSON = "labels.json"  # tags and note of a queued job (written by expq.queue.labels, which has the same name)
 
 _MAX_TRIES = 10_000
 

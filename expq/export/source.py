@@ -89,7 +89,8 @@ def run_facts(run: StoredRun) -> RunFacts:
         job_id=job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None,
         host=_text(result.get("host")) or _text(meta.get("host")),
         git_commit=_text(git.get("commit")),
-        tags=_tags(job.get("tags"), meta.get("tags")),
+        tags=_tags(job.get("tags"), meta.get("tags"),
+                   (read_json_object(run.path / tree.LABELS_JSON) or {}).get("tags")),  # expq tag / submit --tag
     )
 
 

@@ -20,16 +20,17 @@ __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", 
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
-# Table columns: header -> widest cell; a longer cell is cut with "…". NGPU, GPUS and SLURM appear
-# only when some row has a value.
+# Table columns: header -> widest cell; a longer cell is cut with "…". NGPU, GPUS, SLURM and TAGS
+# appear only when some row has a value.
 _COLUMNS: dict[str, int] = {"ID": 12, "EXP/NAME": 40, "STATE": 9, "REASON": 40, "NGPU": 4, "GPUS": 16, "ATT": 3,
-                            "TIME": 8, "EXIT": 7, "HOST": 20, "SLURM": 16, "COMMAND": 100_000}
-_OPTIONAL = ("NGPU", "GPUS", "SLURM")
+                            "TIME": 8, "EXIT": 7, "HOST": 20, "SLURM": 16, "TAGS": 24, "COMMAND": 100_000}
+_OPTIONAL = ("NGPU", "GPUS", "SLURM", "TAGS")
 # When the table is wider than the terminal, these steps run in order until it fits: (column, width to
 # narrow it to) or (column, None) to leave it out. The command gives way first; the reason, which
 # says why a job waits or failed, is cut last. Then any room left goes back (``_GIVE_BACK``).
 _NARROWING: tuple[tuple[str, int | None], ...] = (
-    ("COMMAND", 20), ("ATT", None), ("HOST", 10), ("SLURM", 8), ("GPUS", 8), ("HOST", None), ("SLURM", None),
+    ("COMMAND", 20), ("ATT", None), ("TAGS", 12), ("HOST", 10), ("SLURM", 8), ("GPUS", 8), ("HOST", None),
+    ("SLURM", None), ("TAGS", None),
     ("EXP/NAME", 24), ("REASON", 24), ("COMMAND", 8), ("EXP/NAME", 16), ("REASON", 16), ("COMMAND", None),
     ("EXP/NAME", 12), ("REASON", 12))
 _GIVE_BACK = ("REASON", "EXP/NAME", "COMMAND", "GPUS", "HOST", "SLURM")
@@ -93,7 +94,7 @@ def _cells(rec: dict[str, Any]) -> dict[str, str]:
             "REASON": " ".join((rec["reason"] or "-").split()), "NGPU": _requested(rec), "GPUS": _used(rec),
             "ATT": str(rec["attempts"]), "TIME": duration(rec["elapsed"]), "EXIT": _exit(rec),
             "HOST": rec["host"] or "-", "SLURM": rec.get("slurm_job") or "-",
-            "COMMAND": _command_cell(rec["command"])}
+            "TAGS": ",".join(rec.get("tags") or []) or "-", "COMMAND": _command_cell(rec["command"])}
 
 
 def _fit(natural: dict[str, int], width: int) -> dict[str, int]:
@@ -165,7 +166,8 @@ def show_text(details: dict[str, Any]) -> str:
 
     job = details["job"]
     summary = {k: job.get(k) for k in ("id", "state", "experiment", "name", "reason", "queue_position", "attempts",
-                                       "exit_code", "signal", "host", "slurm_job", "gpus")
+                                       "exit_code", "signal", "host", "slurm_job", "gpus", "tags", "note",
+                                       "warnings")
                if job.get(k) not in (None, "", [])}
     summary["command"] = shlex.join(job["command"])
     if job["elapsed"] is not None:

@@ -33,7 +33,7 @@ def fingerprint_of(experiment: str, command: Sequence[str], config: Mapping[str,
 
 
 def index_dir(paths: QueuePaths) -> Path:
-    return paths.queue / "fingerprints"
+    return paths.fingerprints
 
 
 @contextlib.contextmanager

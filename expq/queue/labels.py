@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from expq._fs import MODES, atomic_write
+from expq.contract import LABELS_JSON
 from expq.errors import InputError
 
 __all__ = ["Labels", "LABELS_JSON", "check_tag", "read_labels", "update_labels", "tagged_run_dirs", "MAX_NOTE"]
 
-LABELS_JSON = "labels.json"
 MAX_NOTE = 10_000
 MAX_TAG = 64
 _TAG = re.compile(r"[A-Za-z0-9_.:/=@][A-Za-z0-9_.:/=@+-]*")

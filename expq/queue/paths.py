@@ -100,6 +100,21 @@ class QueuePaths:
         return self.queue / "rejected"
 
     @cached_property
+    def fingerprints(self) -> Path:
+        """The index of what each job ran (``submit --skip-existing``), sharded by hash."""
+        return self.queue / "fingerprints"
+
+    @cached_property
+    def removed(self) -> Path:
+        """Jobs on their way out (``expq rm``): renamed here first, their files deleted after."""
+        return self.queue / "removed"
+
+    @cached_property
+    def stop_requests(self) -> Path:
+        """``expq workers stop``: one file per worker asked to stop."""
+        return self.queue / "stop"
+
+    @cached_property
     def id_counter(self) -> Path:
         return self.queue / "next_id"
 

@@ -46,7 +46,7 @@ class Victim:
 
 
 def trash_dir(queue: JobQueue) -> Path:
-    return queue.paths.queue / "removed"
+    return queue.paths.removed
 
 
 def select(queue: JobQueue, ids: Sequence[int] = (), states: Sequence[State] = (), experiment: str | None = None,

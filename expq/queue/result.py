@@ -52,13 +52,13 @@ class Result:
 
     @classmethod
     def of_attempt(cls, job_id: int, state: State, attempt: Attempt, peak_rss_bytes: int,
-                   peak_gpu_mem_bytes: int | None = None) -> Result:
+                   peak_gpu_mem_bytes: int | None = None, warnings: tuple[str, ...] = ()) -> Result:
         """The job ended with this attempt (done, failed, cancelled or timed out while running)."""
         finished = attempt.finished_at or attempt.started_at
         return cls(job_id, state, attempt.reason, attempt.number, attempt.outcome.value, attempt.exit_code,
                    attempt.signal, attempt.host, attempt.worker_id, attempt.slurm_job, attempt.gpus,
                    attempt.started_at, finished, round(finished - attempt.started_at, 6), peak_rss_bytes,
-                   peak_gpu_mem_bytes)
+                   peak_gpu_mem_bytes, warnings)
 
     @classmethod
     def without_run(cls, job_id: int, state: State, reason: str, attempts: int, finished_at: float) -> Result:

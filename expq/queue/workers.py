@@ -61,7 +61,7 @@ def _looks_alive(info: dict[str, Any], path: str, host: str, now: float) -> bool
 
 
 def stop_file(paths: QueuePaths, worker_id: str) -> Path:
-    return paths.queue / "stop" / worker_id
+    return paths.stop_requests / worker_id
 
 
 def request_stop(paths: QueuePaths, worker_ids: Iterable[str]) -> None:

@@ -9,7 +9,6 @@ A job that never used the experiment API recorded nothing and gets no warning.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -17,15 +16,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from expq.contract import CONFIG_READS_DIR
 from expq.queue.attempts import Outcome
-from expq.queue.paths import RunPaths
-from expq.queue.result import read_result, write_result
 from expq.worker.child import ExitStatus
 from expq.worker.job import RunningJob
 
-__all__ = ["check_config_reads", "add_warnings", "recorded_reads", "unread_keys", "warning_text", "READS_DIR"]
+__all__ = ["check_config_reads", "recorded_reads", "unread_keys", "warning_text", "READS_DIR"]
 
-READS_DIR = "config-reads"  # the experiment API's expq.experiment.config_reads.READS_DIR (a test pins both)
+READS_DIR = CONFIG_READS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +52,8 @@ def check_config_reads(job: RunningJob, status: ExitStatus) -> list[str]:
         log.error("job %d: could not write its warning to stderr.log (%s)", job.spec.id, exc)
     if job.spec.strict and status.ok:
         job.stopping, job.stop_reason = Outcome.FAILED, f"{warning} (--strict)"
+    job.warnings = (warning,)
     return [warning]
-
-
-def add_warnings(run: RunPaths, warnings: list[str]) -> None:
-    """Add the warnings to the ``result.json`` the job's end just wrote."""
-    result = read_result(run.result)
-    if result is None or not warnings:
-        return
-    write_result(run.result, dataclasses.replace(result, warnings=tuple(warnings)))
 
 
 def recorded_reads(run_dir: Path) -> set[str] | None:

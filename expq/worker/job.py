@@ -64,6 +64,7 @@ class RunningJob:
     fenced: bool = False
     lease_stamp: tuple[int, int] = (0, 0)
     claim: str = ""
+    warnings: tuple[str, ...] = ()  # what the job's end adds to its result (e.g. config keys never read)
     peak_gpu_mem_bytes: int | None = None  # the most its processes held on its GPUs, as sampled
 
     def is_fenced(self, queue: JobQueue) -> bool:
@@ -224,6 +225,8 @@ def target_state(job: RunningJob, outcome: Outcome) -> State:
         return State.CANCELLED
     if outcome is Outcome.PREEMPTED:
         return State.PENDING
+    if job.stopping is Outcome.FAILED:  # failed on purpose (submit --strict): running it again changes nothing
+        return State.FAILED
     return State.PENDING if failures(job.run) <= job.spec.retries else State.FAILED
 
 
@@ -256,7 +259,7 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
     target = target_state(job, outcome)
     if target is not State.PENDING:
         write_result(job.run.result, Result.of_attempt(job.spec.id, target, attempt, status.peak_rss_bytes,
-                                                       job.peak_gpu_mem_bytes))
+                                                       job.peak_gpu_mem_bytes, job.warnings))
     if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None

@@ -33,7 +33,7 @@ from expq.queue.workers import clear_stop, stop_requested, this_host
 from expq.worker import cgroup
 from expq.worker.cgroup import JobCgroups, cgroup2_root
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
-from expq.worker.config_check import add_warnings, check_config_reads
+from expq.worker.config_check import check_config_reads
 from expq.worker.gpuprobe import PROBE_TIMEOUT
 from expq.worker.gpus import GpuLocks, default_lock_dir
 from expq.worker.gpuusage import GpuSampler
@@ -339,12 +339,9 @@ class Worker:
 
     def _record_ended(self, ended: list[tuple[RunningJob, ExitStatus]], now: float) -> None:
         for job, status in ended:
-            warnings: list[str] = []
             try:
-                warnings = check_config_reads(job, status)  # --strict turns a success into a failure here
+                check_config_reads(job, status)  # its warnings go into the result; --strict fails the job
                 state = finish_job(self.queue, job, status, now)
-                if warnings and state is not None and state is not State.PENDING:
-                    add_warnings(job.run, warnings)
             except Exception as exc:  # noqa: BLE001 - per-job boundary: a full disk (or a bug) costs this job only
                 if is_disk_full(exc):  # kept, with its lease, until its record can be written
                     self._unrecorded.append((job, status))

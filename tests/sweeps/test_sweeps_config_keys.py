@@ -61,12 +61,14 @@ def test_keys_read_by_capture_config_lookups_and_placeholders_give_no_warning(ro
 
 def test_strict_fails_a_job_with_unread_keys(root, script):
     train = script("train.py", TRAIN.replace("**rest", "model2=None"))
-    (job,) = root.submit("--strict", "--set", "lrate=0.1", "--", sys.executable, str(train))
+    (job,) = root.submit("--strict", "--retries", "2", "--set", "lrate=0.1", "--", sys.executable, str(train))
     root.drain()
     record = root.jobs()[job]
     assert record["state"] == "failed"
     assert record["reason"] == "config keys never read: lrate (--strict)"
     assert record["exit_code"] == 0  # the program itself succeeded
+    assert record["attempts"] == 1  # not retried: the same config would fail the same way
+    assert record["warnings"] == ["config keys never read: lrate"]
 
 
 def test_a_job_without_the_experiment_api_gets_no_warning(root):

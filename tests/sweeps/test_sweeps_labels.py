@@ -23,6 +23,8 @@ def test_tags_from_submit_and_tag_are_shown_and_filter_status(root):
     assert best["counts"]["pending"] == 2
     text = root.expq("status", "--tag", "base", check=True).stdout
     assert "(1 matching of 3 jobs)" in text
+    table = root.expq("status", check=True).stdout.splitlines()
+    assert "TAGS" in table[2] and any("best,lr/high" in row for row in table[3:])
     assert root.expq("tag", str(ids[2])).stdout == f"{ids[2]} base\n"  # no +/-: prints them
 
 
@@ -33,6 +35,7 @@ def test_a_note_is_kept_shown_and_replaced(root):
     assert root.jobs()[job]["note"] == "lr too high, diverged"
     shown = json.loads(root.expq("show", str(job), "--json", check=True).stdout)
     assert shown["job"]["note"] == "lr too high, diverged"
+    assert "note: lr too high, diverged" in root.expq("show", str(job), check=True).stdout
     root.expq("note", str(job), "", check=True)
     assert root.expq("note", str(job)).stdout == ""
 
