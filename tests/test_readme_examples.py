@@ -43,6 +43,8 @@ def test_every_readme_example_runs_in_order(tmp_path):
             command = ["bash", "-euo", "pipefail", "-c", code] if lang == "bash" else [sys.executable, "-c", code]
             done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, f"README {lang} block failed:\n{code}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+        subprocess.run([sys.executable, "-m", "expq", "wait", "--experiment", "quickstart", "--timeout", "5m"],
+                       env=env, capture_output=True, check=True)  # what the last blocks queued, run to the end
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
@@ -50,5 +52,5 @@ def test_every_readme_example_runs_in_order(tmp_path):
     status = subprocess.run([sys.executable, "-m", "expq", "status", "--json", "--experiment", "quickstart"],
                             env=env, capture_output=True, text=True, check=True)
     jobs = json.loads(status.stdout)["jobs"]
-    assert [job["state"] for job in jobs] == ["done"] * 4
+    assert [job["state"] for job in jobs] == ["done"] * 7  # the sweep of 4, two more seeds, the baseline
     assert (home / "quickstart.png").stat().st_size > 0 and (home / "tb").is_dir() and (home / "mlruns").is_dir()
