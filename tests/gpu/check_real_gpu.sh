@@ -139,6 +139,7 @@ FOREIGN=$!
 PIDS+=("$FOREIGN")
 wait_for 300 "the outside process allocating $TAKE_GIB GiB" grep -q holds "$WORK/foreign.log"
 cat "$WORK/foreign.log"
+sleep 3  # a worker reuses a probe's answer for 2 s: a process that appeared just now is not seen yet
 JOB=$(expq submit --experiment blocked --gpus 1 -- "$PY" "$WORK/alloc.py" 0.5 "$WORK/release-blocked")
 wait_for 60 "job $JOB waiting for the outside process" json "sys.exit('in use by' not in J[$JOB]['reason'])"
 expq status
