@@ -28,7 +28,7 @@ from expq.ui.series import MetricStore, finite_or_none, last_point
 __all__ = ["SafeRun", "runs_table", "run_details", "series", "clean", "MAX_POINTS", "SUMMARY_BUDGET"]
 
 MAX_POINTS = 1000  # points per line sent to the browser; a chart is a few hundred pixels wide
-SUMMARY_BUDGET = 0.25  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
+SUMMARY_BUDGET = 0.15  # seconds one runs-table request spends reading metric files it has not seen (then: a background thread)
 LOGS = (tree.STDOUT_LOG, tree.STDERR_LOG, tree.RUN_LOG)
 
 
