@@ -103,10 +103,11 @@ class GpuBox:
     def submit(self, *args: str) -> list[int]:
         return [int(line) for line in self.expq("submit", *args).stdout.split()]
 
-    def submit_job(self, mib: int, *args: str, oom: bool = False) -> list[int]:
-        """Jobs running ``gpu_job.py``: each holds ``mib`` MiB on its GPUs until ``release()``."""
+    def submit_job(self, mib: int, *args: str, oom: bool = False, hold: float = 0.0) -> list[int]:
+        """Jobs running ``gpu_job.py``: each holds ``mib`` MiB on its GPUs until ``release()`` (and for
+        ``hold`` seconds at least)."""
         return self.submit(*args, "--", sys.executable, str(HERE / "gpu_job.py"), str(self.records), str(mib),
-                           str(self.release_file), *(["--oom"] if oom else []))
+                           str(self.release_file), *(["--oom"] if oom else []), f"--hold={hold}")
 
     def release(self) -> None:
         self.release_file.touch()

@@ -1,6 +1,7 @@
 """A job for the GPU tests: "allocates" memory on the GPUs in CUDA_VISIBLE_DEVICES by listing itself in
 the fake nvidia-smi's state ($FAKE_SMI_STATE), records its start and end (with its GPUs) in a file,
-and holds until a release file exists. Usage: gpu_job.py RECORDS MIB RELEASE_FILE [--oom]."""
+and holds until a release file exists (and, with --hold=S, for S seconds at least).
+Usage: gpu_job.py RECORDS MIB RELEASE_FILE [--oom] [--hold=S]."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ def record(path: str, event: str, **extra: object) -> None:
     os.close(fd)
 
 
-def main(records: str, mib: int, release: str, oom: bool) -> int:
+def main(records: str, mib: int, release: str, oom: bool, hold: float) -> int:
     state = os.environ["FAKE_SMI_STATE"]
     record(records, "start", mib=mib)
     if oom:
@@ -30,8 +31,9 @@ def main(records: str, mib: int, release: str, oom: bool) -> int:
     app = os.path.join(state, "apps", f"job-{os.environ['EXPQ_JOB_ID']}-{os.getpid()}")
     with open(app, "w") as handle:
         handle.write(lines)
+    held_until = time.monotonic() + hold
     deadline = time.monotonic() + 120  # never outlives a broken test for long
-    while not os.path.exists(release) and time.monotonic() < deadline:
+    while (not os.path.exists(release) or time.monotonic() < held_until) and time.monotonic() < deadline:
         time.sleep(0.02)  # a job's own work, not a test's wait
     record(records, "end", mib=mib)
     os.unlink(app)
@@ -39,4 +41,6 @@ def main(records: str, mib: int, release: str, oom: bool) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], "--oom" in sys.argv[4:]))
+    flags = sys.argv[4:]
+    hold = next((float(f.split("=", 1)[1]) for f in flags if f.startswith("--hold=")), 0.0)
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], "--oom" in flags, hold))

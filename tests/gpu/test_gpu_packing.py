@@ -45,8 +45,8 @@ def test_jobs_per_gpu_bounds_sharing_even_with_memory_left(box):
 
 def test_two_workers_on_the_same_four_gpus_never_over_commit(box):
     box.fake.set_gpus(4, total_gib=16)
-    box.release()  # each job holds its memory briefly, then ends
-    box.submit_job(6 * 1024, "--gpu-mem", "6G", "--sweep", "i=range(24)")
+    box.release()  # each job holds its memory for 0.3 s, then ends
+    box.submit_job(6 * 1024, "--gpu-mem", "6G", "--sweep", "i=range(24)", hold=0.3)
     workers = [box.worker("--gpus", "auto", "--jobs-per-gpu", "3", "--drain") for _ in range(2)]
     for index, worker in enumerate(workers):
         assert worker.wait(120) == 0, box.log(index)
