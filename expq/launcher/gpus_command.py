@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,21 +28,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def describe(gpus: list[GpuInfo], root: str) -> list[dict[str, Any]]:
-    """One record per GPU, in PCI bus order; a process is an expq job's when its environment names one."""
+def describe(gpus: list[GpuInfo], root: str, lock_dir: Path | None = None) -> list[dict[str, Any]]:
+    """One record per GPU, in PCI bus order. A process is an expq job's when its environment names one;
+    the GPU locks in ``lock_dir`` add the jobs that hold a GPU but no memory yet (``mem_bytes`` None)."""
+    from expq.worker.gpus import GpuLocks
     from expq.worker.placement import Owners
 
     owners = Owners()
+    locks = GpuLocks((), lock_dir) if lock_dir is not None and lock_dir.is_dir() else None
     records = []
     for position, gpu in enumerate(sorted(gpus, key=lambda g: g.bus_id)):
-        jobs: dict[tuple[str, int], int] = {}
+        jobs: dict[tuple[str, int], int | None] = {}
+        # a worker names a GPU's locks by its UUID when its probe matched it, else by the id it was given
+        for holders in [locks.holders(key) for key in (gpu.uuid, str(position))] if locks is not None else []:
+            for seat in (*holders.seats, *((holders.owner,) if holders.owner else ())):
+                if seat.job:
+                    jobs.setdefault((seat.root, seat.job), None)
         others = []
         for proc in gpu.processes:
             owner, user = owners.of(proc.pid)
             if owner is None:
                 others.append({"pid": proc.pid, "user": user, "mem_bytes": proc.used_bytes})
             else:
-                jobs[owner] = jobs.get(owner, 0) + (proc.used_bytes or 0)
+                jobs[owner] = (jobs.get(owner) or 0) + (proc.used_bytes or 0)
         records.append({
             "id": str(position), "index": gpu.index, "uuid": gpu.uuid, "bus_id": gpu.bus_id, "name": gpu.name,
             "mem_used_bytes": gpu.used_bytes, "mem_total_bytes": gpu.total_bytes, "util": gpu.util,
@@ -55,12 +64,12 @@ def describe(gpus: list[GpuInfo], root: str) -> list[dict[str, Any]]:
 def gpus_text(records: list[dict[str, Any]]) -> str:
     from expq.queue.spec import format_size
 
-    def size(value: int | None) -> str:
-        return "?" if value is None else format_size(value)
+    def size(value: int | None, unknown: str = "?") -> str:
+        return unknown if value is None else format_size(value)
 
     rows = [("GPU", "NAME", "MEMORY", "UTIL", "EXPQ JOBS", "OTHER PROCESSES")]
     for rec in records:
-        jobs = ", ".join(f"{j['job']}{'' if j['this_root'] else ' (' + j['root'] + ')'} ({size(j['mem_bytes'])})"
+        jobs = ", ".join(f"{j['job']}{'' if j['this_root'] else ' (' + j['root'] + ')'} ({size(j['mem_bytes'], 'no memory yet')})"
                          for j in rec["jobs"]) or "-"
         others = ", ".join(f"pid {o['pid']} {o['user']} ({size(o['mem_bytes'])})" for o in rec["others"]) or "-"
         rows.append((rec["id"], rec["name"], f"{size(rec['mem_used_bytes'])} / {size(rec['mem_total_bytes'])}",
@@ -78,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
         problem = ""
     except ProbeError as exc:
         gpus, problem = [], str(exc)
-    records = describe(gpus, str(args.root))
+    from expq.worker.gpus import default_lock_dir
+
+    records = describe(gpus, str(args.root), default_lock_dir())
     if args.json:
         sys.stdout.write(json.dumps({"version": 1, "gpus": records, "problem": problem}, indent=2) + "\n")
     elif problem:

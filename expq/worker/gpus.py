@@ -158,14 +158,25 @@ class Seat:
 
 @dataclass(frozen=True)
 class Holders:
-    """Who holds one GPU now: a whole-GPU job, and the seats of sharing jobs."""
+    """Who holds one GPU now: a whole-GPU job (``owner``: its record, when its worker wrote one), and the
+    seats of sharing jobs."""
 
     whole: bool
     seats: tuple[Seat, ...]
+    owner: Seat | None = None
 
     @property
     def count(self) -> int:
         return len(self.seats) + (1 if self.whole else 0)
+
+
+def _record(fd: int, seat: Seat | None) -> None:
+    """Write the holder's record into a lock file it just locked (blank for none: no stale owner)."""
+    record = b"" if seat is None else json.dumps(
+        {"promise": seat.promise, "at": seat.at, "job": seat.job, "root": seat.root}).encode()
+    if len(record) >= SEAT_BYTES:  # a root path of thousands of characters
+        os.ftruncate(fd, 0)
+    os.pwrite(fd, record.ljust(SEAT_BYTES), 0)
 
 
 class GpuLocks:
@@ -219,29 +230,29 @@ class GpuLocks:
     def holders(self, gpu: str) -> Holders:
         """Who holds ``gpu`` now (call inside ``placement()`` to act on the answer)."""
         key = self._key(gpu)
-        whole = self._is_held(self.lock_dir / f"gpu-{key}.lock")
+        owner = self._holder(self.lock_dir / f"gpu-{key}.lock")
         seats = []
         prefix = f"gpu-{key}.seat-"
-        for name in sorted(n for n in os.listdir(self.lock_dir) if n.startswith(prefix) and n.endswith(".lock")):
-            fd = self._open(self.lock_dir / name)
-            if fd is None:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                seats.append(Seat.read(fd))
-            finally:
-                os.close(fd)
-        return Holders(whole, tuple(seats))
+        try:
+            names = sorted(n for n in os.listdir(self.lock_dir) if n.startswith(prefix) and n.endswith(".lock"))
+        except FileNotFoundError:  # no worker ever locked a GPU here
+            names = []
+        for name in names:
+            seat = self._holder(self.lock_dir / name)
+            if seat is not None:
+                seats.append(seat)
+        return Holders(owner is not None, tuple(seats), owner if owner is not None and owner.job else None)
 
-    def take_whole(self, gpus: list[str]) -> list[tuple[str, int]] | None:
-        """Lock these GPUs whole (inside ``placement()``, after checking they have no holder)."""
+    def take_whole(self, gpus: list[str], seat: Seat | None = None) -> list[tuple[str, int]] | None:
+        """Lock these GPUs whole (inside ``placement()``, after checking they have no holder), recording
+        which job holds them (``seat``; its promise is not used) for ``expq gpus``."""
         taken: list[tuple[str, int]] = []
         for gpu in gpus:
             fd = self._lock(self.lock_dir / f"gpu-{self._key(gpu)}.lock")
             if fd is None:
                 self.release(taken)
                 return None
+            _record(fd, seat)
             taken.append((gpu, fd))
             self._held[fd] = gpu
         return taken
@@ -250,7 +261,6 @@ class GpuLocks:
         """A seat on each of these GPUs, recording ``seat`` in it (inside ``placement()``); None, with
         nothing taken, when one is held whole or has ``MAX_SEATS`` holders."""
         taken: list[tuple[str, int]] = []
-        record = json.dumps({"promise": seat.promise, "at": seat.at, "job": seat.job, "root": seat.root}).encode()
         for gpu in gpus:
             if self._is_held(self.lock_dir / f"gpu-{self._key(gpu)}.lock"):  # a whole-GPU job is there
                 self.release(taken)
@@ -261,9 +271,7 @@ class GpuLocks:
             if fd is None:
                 self.release(taken)
                 return None
-            if len(record) >= SEAT_BYTES:  # a root path of thousands of characters
-                os.ftruncate(fd, 0)
-            os.pwrite(fd, record.ljust(SEAT_BYTES), 0)
+            _record(fd, seat)
             taken.append((gpu, fd))
             self._held[fd] = gpu
         return taken
@@ -275,16 +283,20 @@ class GpuLocks:
             return None
 
     def _is_held(self, path: Path) -> bool:
+        return self._holder(path) is not None
+
+    def _holder(self, path: Path) -> Seat | None:
+        """The record in a lock file someone holds; None when nobody holds it."""
         fd = self._open(path)
         if fd is None:
-            return False
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return True
+            return Seat.read(fd)
         finally:
             os.close(fd)
-        return False
+        return None
 
     def _lock(self, path: Path) -> int | None:
         """The locked descriptor of this lock file, or None while someone holds it."""

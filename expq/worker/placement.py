@@ -233,7 +233,7 @@ class Placer:
                     self.reasons[key] = reason
                     return None
                 if spec.gpu_mem is None:
-                    return self.locks.take_whole(chosen)
+                    return self.locks.take_whole(chosen, Seat(0, now, spec.id, self.root))
                 return self.locks.take_seats(chosen, Seat(spec.gpu_mem, now, spec.id, self.root))
         except TimeoutError as exc:
             if not self._stalled:

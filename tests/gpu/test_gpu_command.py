@@ -63,3 +63,17 @@ def test_a_gpu_sample_counts_only_for_the_attempt_it_was_taken_in(tmp_path):
     assert read_gpu_usage(run, 150.0) == (None, None)  # a retry started after it: not its use
     (tmp_path / "gpu_usage.json").write_text('{"gpu_mem_bytes": "5G", "gpu_util": true, "sampled_at": 100}')
     assert read_gpu_usage(run, 50.0) == (None, None)
+
+
+def test_expq_gpus_shows_jobs_that_hold_a_gpu_before_they_allocate(box):
+    box.fake.set_gpus(2)
+    idle = ["--", "sh", "-c", f"while [ ! -e {box.release_file} ]; do sleep 0.05; done"]  # no GPU memory (yet)
+    (whole,) = box.submit("--gpus", "1", *idle)
+    (shared,) = box.submit("--gpu-mem", "1G", *idle)
+    box.worker("--gpus", "auto")
+    box.wait_states(lambda s: s[whole] == "running" and s[shared] == "running", "both run")
+    gpus = json.loads(box.expq("gpus", "--json").stdout)["gpus"]
+    held = {(gpu["id"], job["job"], job["mem_bytes"]) for gpu in gpus for job in gpu["jobs"]}
+    placed = {(box.jobs()[i]["gpus"][0], i, None) for i in (whole, shared)}
+    assert held == placed
+    assert f"{whole} (no memory yet)" in box.expq("gpus").stdout
