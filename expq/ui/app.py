@@ -134,8 +134,13 @@ def create_app(root: Path, token: str, read_only: bool = False, store: MetricSto
         path = file_in_run(run_dir(root, q(request, "experiment"), q(request, "run")), q(request, "path"))
         inline = path.suffix.lower() in INLINE and request.query_params.get("download") is None
         media = "text/plain; charset=utf-8" if path.suffix.lower() in (".log", ".txt", ".yaml", ".csv") else None
+        # A run's files are the run's, not the dashboard's: an SVG or HTML file opened from here runs
+        # no script in the dashboard's origin (sandbox), and is never sniffed into another type.
         return FileResponse(path, media_type=media, filename=path.name,
-                            content_disposition_type="inline" if inline else "attachment")
+                            content_disposition_type="inline" if inline else "attachment",
+                            headers={"Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self' data:; "
+                                                                "style-src 'unsafe-inline'",
+                                     "X-Content-Type-Options": "nosniff"})
 
     def run_log(request: Request) -> Any:
         path = run_dir(root, q(request, "experiment"), q(request, "run"))

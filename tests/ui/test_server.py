@@ -112,6 +112,10 @@ def test_paths_that_leave_the_run_directory_are_refused(crafted_server: Server, 
 def test_files_download_and_logs_read(crafted_server: Server) -> None:
     status, body, kind = _get(f"{crafted_server.base}/api/run/file?experiment=exp&run=good&path=files/note.txt")
     assert (status, body) == (200, b"hello") and kind.startswith("text/plain")
+    with urllib.request.urlopen(f"{crafted_server.base}/api/run/file?experiment=exp&run=good&path=files/note.txt",
+                                timeout=10) as response:  # a run's file never runs script in the page's origin
+        assert response.headers["Content-Security-Policy"].startswith("sandbox")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
     status, log = _json(f"{crafted_server.base}/api/run/log?experiment=exp&run=good&name=stdout.log")
     assert status == 200 and log["text"] == "line 1\n" and log["offset"] == 7
     status, log = _json(f"{crafted_server.base}/api/run/log?experiment=exp&run=good&name=../../secret.txt")
