@@ -148,13 +148,19 @@ def test_charts_follow_the_selection_and_group_by(browser: Any, server: Server, 
 def test_run_view_shows_config_result_attempts_files_and_logs(browser: Any, server: Server, filled: Filled,
                                                              wait_until: Callable[..., Any], artifacts: Path) -> None:
     run_dir = filled.run_dir(filled.sweep[0])
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(run_dir / "files" / "sample.png")  # as exp.save(figure) would
     _open(browser, f"{server.base}/experiments/demo/runs/{run_dir.name}", wait_until, "#files li")
     config = _text(browser, "#config")
     assert "lr" in config and "seed" in config and "steps" in config
     assert "exit_code" in _text(browser, "#outcome")
     assert _texts(browser, "#attempts tbody td:nth-child(2)") == ["done"]
     files = _texts(browser, "#files li > a:first-child")
-    assert files == [f"files/{name}" for name in ("weights/w1.npy", "weights/w2.npy")]
+    assert files == [f"files/{name}" for name in ("sample.png", "weights/w1.npy", "weights/w2.npy")]
+    wait_until(lambda: browser.execute_script("const i = document.querySelector('#files img');"
+                                              "return i && i.complete ? i.naturalWidth : 0") == 40,
+               message="the saved image is not shown inline")
     wait_until(lambda: "val_loss" in _text(browser, "#log")
                or "lr=" in _text(browser, "#log"),
                message=lambda: _text(browser, "#log")[:300])
