@@ -32,8 +32,11 @@ class FakeGpus:
         smi.chmod(0o755)
         self.set_gpus(1)
 
-    def set_gpus(self, count: int, total_gib: int = 16, used_mib: int = 0, util: int = 0) -> None:
-        gpus = [{"uuid": f"GPU-{i:04d}aaaa-0000", "bus": f"00000000:{0x17 + i:02X}:00.0", "name": "Fake A100",
+    def set_gpus(self, count: int, total_gib: int = 16, used_mib: int = 0, util: int = 0,
+                 reversed_bus: bool = False) -> None:
+        """``count`` GPUs; ``reversed_bus``: listed against PCI order (index 0 has the highest bus id)."""
+        bus = [count - 1 - i if reversed_bus else i for i in range(count)]
+        gpus = [{"uuid": f"GPU-{i:04d}aaaa-0000", "bus": f"00000000:{0x17 + bus[i]:02X}:00.0", "name": "Fake A100",
                  "total_mib": total_gib * GIB_MIB, "used_mib": used_mib, "util": util} for i in range(count)]
         self._write(gpus)
 
@@ -112,10 +115,10 @@ class GpuBox:
     def release(self) -> None:
         self.release_file.touch()
 
-    def worker(self, *args: str) -> subprocess.Popen[bytes]:
+    def worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "expq", "--root", str(self.root), "worker", *FAST, *args],
-                                stdout=log, stderr=log, env=self.env())
+                                stdout=log, stderr=log, env=self.env(env))
         log.close()
         self.workers.append(proc)
         return proc

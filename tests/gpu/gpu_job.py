@@ -26,7 +26,8 @@ def main(records: str, mib: int, release: str, oom: bool, hold: float) -> int:
         return 1
     with open(os.path.join(state, "gpus.json")) as handle:
         by_bus = sorted(json.load(handle), key=lambda g: g["bus"])
-    lines = "".join(f"{by_bus[int(g)]['uuid']} {os.getpid()} {mib}\n"
+    # CUDA's numbering under CUDA_DEVICE_ORDER=PCI_BUS_ID (which expq sets), or a UUID as given
+    lines = "".join(f"{g if g.startswith('GPU-') else by_bus[int(g)]['uuid']} {os.getpid()} {mib}\n"
                     for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g)
     app = os.path.join(state, "apps", f"job-{os.environ['EXPQ_JOB_ID']}-{os.getpid()}")
     with open(app, "w") as handle:

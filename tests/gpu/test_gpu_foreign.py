@@ -56,3 +56,18 @@ def test_memory_filling_up_makes_a_gpu_mem_job_wait_and_freed_memory_lets_it_sta
     box.fake.set_used(1, 10 * 1024)
     box.wait_states(lambda s: s[job] == "running", "the job starts where memory was freed")
     assert box.jobs()[job]["gpus"] == ["1"]
+
+
+def test_cuda_visible_devices_are_matched_by_pci_order_or_uuid_never_by_listing_position(box):
+    box.fake.set_gpus(3, reversed_bus=True)  # nvidia-smi's GPU 2 is the first in PCI order: CUDA's device 0
+    other = box.start_foreign(2, 4096)
+    (job,) = box.submit_job(100, "--gpus", "1")
+    box.worker("--gpus", "auto", env={"CUDA_VISIBLE_DEVICES": "0"})  # as SLURM sets it
+    assert box.wait_reason(job, "in use by") == f"GPU 0 in use by another process (pid {other.pid}, {getpass.getuser()})"
+    box.close()  # that worker goes; one given the free GPU by its UUID runs the job at once
+    (free,) = box.submit("--gpus", "1", "--", "true")
+    box.release()
+    box.worker("--gpus", "auto", "--drain", env={"CUDA_VISIBLE_DEVICES": box.fake.uuid(0)})
+    box.wait_states(lambda s: s[free] == "done", "the job on the free GPU is done")
+    assert box.jobs()[free]["gpus"] == [box.fake.uuid(0)]
+    assert box.states()[job] == "done"  # it came first in the queue and went to the same free GPU
