@@ -10,7 +10,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import Filled, Server, copy_if_asked, not_blank
+from ui_support import Filled, Server, copy_if_asked, not_blank
 
 from expq.experiment.table import cell_text
 

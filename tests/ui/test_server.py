@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Server
+from ui_support import REPO, Server
 
 pytestmark = pytest.mark.timeout(60)
 
