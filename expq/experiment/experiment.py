@@ -316,7 +316,7 @@ class Experiment:
 
     def plot(self, metrics: str | Sequence[str], output: str | os.PathLike[str] | None = None,
              runs: Sequence[str] | None = None) -> Path:
-        """Draw ``metrics`` of this experiment's runs on one axis; return the image written.
+        """Draw ``metrics`` of this experiment's runs, one axis per metric; return the image written.
 
         The default output is ``plots/<metrics>.png`` among the current run's saved files.
         """

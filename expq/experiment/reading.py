@@ -160,7 +160,7 @@ class StoredExperiment:
 
     def plot(self, metrics: str | Sequence[str], output: str | os.PathLike[str],
              runs: Sequence[str] | None = None) -> Path:
-        """Draw ``metrics`` of the runs on one axis into ``output`` (format from its extension)."""
+        """Draw ``metrics`` of the runs, one axis per metric, into ``output`` (format from its extension)."""
         from expq.experiment.plot import plot_runs
 
         names = [metrics] if isinstance(metrics, str) else list(metrics)
