@@ -5,17 +5,9 @@ import argparse
 import sys
 from typing import Any
 
+from expq.launcher.argtypes import port
+
 __all__ = ["register", "run"]
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0-65535; 0 picks a free one)")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +21,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--read-only", action="store_true", help="offer no actions (no cancel, no retry)")
     parser.add_argument("--open", action="store_true", help="open the dashboard in a web browser")
 
