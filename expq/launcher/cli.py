@@ -23,8 +23,9 @@ from expq.launcher.selectors import tag
 
 if TYPE_CHECKING:
     from expq.queue.store import JobQueue
+    from expq.worker.loop import WorkerOptions
 
-__all__ = ["main", "build_parser", "COMMAND_MODULES"]
+__all__ = ["main", "build_parser", "worker_options", "COMMAND_MODULES"]
 
 at_least_one = whole_number(1, None, "a whole number >= 1")
 _JOBS_PER_GPU = whole_number(1, 64, "a whole number from 1 to 64")
@@ -194,7 +195,18 @@ def _run_worker(args: argparse.Namespace) -> int:
         return 0
     from expq.worker.main import run_worker  # the worker and its psutil only when a worker starts
 
-    return run_worker(args)
+    return run_worker(args.root, args.gpus, worker_options(args))
+
+
+def worker_options(args: argparse.Namespace) -> WorkerOptions:
+    """The one place that reads ``expq worker``'s argparse attributes (range-checked by their types);
+    the GPUs stay unresolved here: ``--gpus`` is resolved by the worker once its log is set up."""
+    from expq.worker.loop import WorkerOptions
+
+    return WorkerOptions(slots=args.slots, drain=args.drain, max_jobs=args.max_jobs, poll=args.poll,
+                         heartbeat=args.heartbeat, lease_timeout=args.lease_timeout, grace=args.grace,
+                         jobs_per_gpu=args.jobs_per_gpu, foreign_mem=args.foreign_mem,
+                         ignore_foreign=args.ignore_foreign, probe_timeout=args.probe_timeout)
 
 
 def _write(text: str) -> None:

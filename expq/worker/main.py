@@ -1,38 +1,36 @@
-"""``expq worker``: build a worker from the command-line options and run it."""
+"""``expq worker``: set up the log, resolve the GPUs, run a worker (the CLI hands over typed options)."""
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
+from pathlib import Path
 
 from expq.queue.store import JobQueue
 from expq.worker.gpus import parse_gpus
 from expq.worker.logfile import setup_logging
 from expq.worker.loop import Worker, WorkerOptions, identity
 
-__all__ = ["run_worker", "options_from_args"]
+__all__ = ["run_worker", "resolve_gpus"]
 
 
-def options_from_args(args: argparse.Namespace) -> WorkerOptions:
-    """The numbers were range-checked by the CLI's argument types; ``--gpus`` is parsed here.
+def resolve_gpus(gpus: str, options: WorkerOptions) -> WorkerOptions:
+    """``options`` with the GPUs that ``--gpus`` (``auto``, ``none`` or ids) names on this host.
 
     Raises:
-        InputError: an invalid ``--gpus`` list.
+        InputError: an invalid list, or a GPU this host does not have.
     """
-    return WorkerOptions(gpus=parse_gpus(args.gpus, timeout=args.probe_timeout), slots=args.slots,
-                         drain=args.drain, max_jobs=args.max_jobs, poll=args.poll, heartbeat=args.heartbeat,
-                         lease_timeout=args.lease_timeout, grace=args.grace, jobs_per_gpu=args.jobs_per_gpu,
-                         foreign_mem=args.foreign_mem, ignore_foreign=args.ignore_foreign,
-                         probe_timeout=args.probe_timeout)
+    return dataclasses.replace(options, gpus=parse_gpus(gpus, timeout=options.probe_timeout))
 
 
-def run_worker(args: argparse.Namespace) -> int:
-    queue = JobQueue(args.root)
+def run_worker(root: Path, gpus: str, options: WorkerOptions) -> int:
+    """Serve ``root`` until stopped; ``gpus`` is resolved once the log is set up (``auto`` says there
+    why it found no GPU)."""
+    queue = JobQueue(root)
     who = identity(os.environ)
     # On a terminal, also a log file: the worker outlives the terminal (SIGHUP is ignored) and then
     # logs there only. A redirected stderr (--detach, SLURM) is the log file already.
     on_terminal = sys.stderr.isatty() and queue.paths.workers.is_dir()
     setup_logging(os.environ.get("EXPQ_LOG_LEVEL", "INFO"),
                   queue.paths.workers / f"{who.worker_id}.log" if on_terminal else None)
-    options = options_from_args(args)  # after the log is set up: --gpus auto says there why it found no GPU
-    return Worker(queue, options, who).run()
+    return Worker(queue, resolve_gpus(gpus, options), who).run()

@@ -6,10 +6,10 @@ import argparse
 
 import pytest
 
-from expq.launcher.cli import build_parser, main
+from expq.launcher.cli import build_parser, main, worker_options
 from expq.queue.store import JobQueue
 from expq.worker.loop import WorkerOptions
-from expq.worker.main import options_from_args
+from expq.worker.main import resolve_gpus
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -37,7 +37,7 @@ def test_gpu_mem_implies_one_gpu_and_is_stored_in_bytes(tmp_path, capsys):
 def _worker_options(*argv: str) -> WorkerOptions:
     args = build_parser().parse_args(["worker", *argv])
     assert isinstance(args, argparse.Namespace)
-    return options_from_args(args)
+    return resolve_gpus(args.gpus, worker_options(args))
 
 
 def test_slots_default_to_gpus_times_jobs_per_gpu_and_foreign_mem_is_binary(monkeypatch):
