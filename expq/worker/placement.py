@@ -65,10 +65,17 @@ class GpuView:
     holders: Holders
     blocking: tuple[Foreign, ...]  # foreign processes over the threshold
     outstanding: int  # bytes promised to recent jobs and not allocated yet
+    listed: int = 0  # bytes the probe's process list shows on this GPU
 
     @property
     def free(self) -> int | None:
-        return None if self.info is None else max(0, self.info.free_bytes - self.outstanding)
+        """Free memory less promises. The used memory and the process list are two readings (two
+        nvidia-smi calls, two NVML calls): a job's allocation may be in the list but not yet in the
+        used memory, and then subtracting it from the job's promise must not free it twice."""
+        if self.info is None:
+            return None
+        used = max(self.info.used_bytes, self.listed)
+        return max(0, self.info.total_bytes - used - self.outstanding)
 
 
 class Owners:
@@ -261,7 +268,8 @@ class Placer:
                               for seat in holders.seats if now - seat.at < PROMISE_WINDOW)
             blocking = () if self.policy.ignore_foreign else tuple(
                 f for f in foreign if f.used_bytes is None or f.used_bytes > self.policy.foreign_mem)
-            views.append(GpuView(gpu, info, holders, blocking, outstanding))
+            listed = sum(proc.used_bytes or 0 for proc in info.processes) if info is not None else 0
+            views.append(GpuView(gpu, info, holders, blocking, outstanding, listed))
         return views
 
     def possible(self, spec: JobSpec) -> bool:

@@ -54,6 +54,6 @@ def test_two_workers_on_the_same_four_gpus_never_over_commit(box):
     assert len(spans) == 24 and {s["job"] for s in spans} == set(range(1, 25))
     groups = overlaps(spans)
     for gpu, at_once in groups.items():
-        assert all(len(g) <= 2 and sum(s["mib"] for s in g) <= 16 * 1024 for g in at_once), gpu
+        assert all(len(g) <= 2 and sum(s["mib"] for s in g) <= 16 * 1024 for g in at_once), (gpu, at_once)
     assert any(len(g) == 2 for at_once in groups.values() for g in at_once)  # they did share
     assert {s["job"] for s in spans} == set(range(1, 25))

@@ -54,6 +54,13 @@ def test_memory_reason_counts_promises_not_yet_allocated():
     assert choose(views, 2, 8 * GIB, SHARE2) == (None, "needs 8 GiB on 2 GPUs (most free: GPU 1, 8 GiB)")
 
 
+def test_an_allocation_listed_before_the_used_memory_shows_it_is_not_freed_twice():
+    # the process list (read second) shows two jobs' 6 GiB each; the used memory (read first) did not yet
+    stale = GpuView("0", GpuInfo(0, "GPU-0", "0000:17:00.0", "Fake", 16 * GIB, 0, 0), seats(2), (), 0, 12 * GIB)
+    assert stale.free == 4 * GIB
+    assert choose([stale], 1, 6 * GIB, GpuPolicy(jobs_per_gpu=3))[0] is None
+
+
 def test_foreign_processes_block_their_gpus_and_are_named():
     bob, eve = Foreign(4242, "bob", 70 * GIB), Foreign(77, "eve", None)
     views = [view("0", 10, blocking=(bob,)), view("1", 40, blocking=(bob, eve)), view("2", 80, seats(1))]
