@@ -11,8 +11,9 @@ from pathlib import Path
 
 from expq._fs import atomic_write
 from expq.queue.result import GPU_USAGE_JSON
+from expq.worker.gpuwatch import PROBE_INTERVAL
 from expq.worker.job import RunningJob
-from expq.worker.placement import PROBE_INTERVAL, Placer
+from expq.worker.placement import Placer
 
 __all__ = ["GpuSampler"]
 

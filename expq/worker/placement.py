@@ -16,23 +16,21 @@ takes the GPU alone (it cannot know whether it fits beside another), so nothing 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from expq.queue.result import gpu_shape_key
 from expq.queue.spec import JobSpec, format_size
 from expq.worker.gpumatch import match_ids
-from expq.worker.gpuprobe import PROBE_TIMEOUT, GpuInfo, ProbeError, Prober
+from expq.worker.gpuprobe import PROBE_TIMEOUT, GpuInfo, Prober
 from expq.worker.gpus import GpuLocks, Holders, Seat, lock_key
+from expq.worker.gpuwatch import PROBE_WAIT, GpuWatch
 
-__all__ = ["GpuPolicy", "GpuView", "Foreign", "Owners", "Placer", "choose", "PROBE_INTERVAL",
+__all__ = ["GpuPolicy", "GpuView", "Foreign", "Owners", "Placer", "choose",
            "PROMISE_WINDOW", "DEFAULT_FOREIGN_MEM"]
 
 log = logging.getLogger(__name__)
 
-PROBE_INTERVAL = 2.0  # seconds a probe's answer is reused
-RETRY_AFTER_FAILURE = 30.0  # seconds without probing after a failed or hung probe
 PROMISE_WINDOW = 60.0  # seconds a started job has to allocate what it asked for
 DEFAULT_FOREIGN_MEM = 500 << 20
 
@@ -172,19 +170,19 @@ class Placer:
         self.policy = policy
         self.root = root
         self.prober = prober or Prober(timeout=policy.probe_timeout)
+        self.watch = GpuWatch(self.prober)
         self.owners = Owners()
-        self.problem = ""  # why the last probe failed; "" while probing works
         self.reasons: dict[str, str] = {}  # shape_key -> why such jobs wait, from the last pass
-        self._snapshot: list[GpuInfo] | None = None
-        self._probed_at = -math.inf
-        self._retry_at = -math.inf
+        self._unready = False  # in this pass, a probe was still running: GPU jobs wait for the next
         self._stalled = False  # another worker held the placement turn too long (logged once)
 
     def start(self, now: float) -> None:
-        """Probe once and name each GPU's locks by its UUID where the probe matches it."""
+        """Probe once (waiting for it up to its timeout) and name each GPU's locks by its UUID where the
+        probe matches it: the names must not change while the worker runs."""
         if not self.gpus:
             return
-        snapshot = self.snapshot(now)
+        _, snapshot = self.watch.snapshot(now, wait=self.policy.probe_timeout + 1)
+        self._forget_owners(snapshot)
         matched = match_ids(self.gpus, snapshot or [])
         self.locks.keys = {gpu: lock_key(gpu, matched.get(gpu)) for gpu in self.gpus}
         if snapshot is not None:
@@ -195,31 +193,21 @@ class Placer:
                 log.warning("GPU(s) %s match no GPU the probe sees; their memory and processes are unknown",
                             ",".join(unmatched))
 
-    def snapshot(self, now: float) -> list[GpuInfo] | None:
-        """The GPUs as last probed, probing again when that is older than ``PROBE_INTERVAL``; None
-        while probing fails (logged once per failure, retried after ``RETRY_AFTER_FAILURE``)."""
-        if now - self._probed_at < PROBE_INTERVAL:
-            return self._snapshot
-        if now < self._retry_at:
-            return None
-        try:
-            gpus = self.prober.probe()
-        except ProbeError as exc:
-            if str(exc) != self.problem:
-                log.warning("GPU probe failed: %s; until it works, GPUs are handed out whole, without memory "
-                            "or other-process checks", exc)
-            self.problem, self._snapshot, self._retry_at = str(exc), None, now + RETRY_AFTER_FAILURE
-            return None
-        if self.problem:
-            log.info("GPU probe works again (through %s)", self.prober.used)
-            self.problem = ""
-        self._snapshot, self._probed_at = gpus, now
-        self.owners.forget_except({p.pid for g in gpus for p in g.processes})
-        return gpus
+    def snapshot(self, now: float, wait: bool = True) -> tuple[bool, list[GpuInfo] | None]:
+        """``GpuWatch.snapshot``: waits for a running probe once per pass at most."""
+        ready, snapshot = self.watch.snapshot(now, wait=0.0 if self._unready or not wait else PROBE_WAIT)
+        self._unready = self._unready or not ready
+        self._forget_owners(snapshot)
+        return ready, snapshot
+
+    def _forget_owners(self, snapshot: list[GpuInfo] | None) -> None:
+        if snapshot is not None:
+            self.owners.forget_except({p.pid for g in snapshot for p in g.processes})
 
     def new_pass(self) -> None:
         """A fresh look at the queue: reasons are recomputed for the jobs passed over in it."""
         self.reasons = {}
+        self._unready = False
 
     def reserve(self, spec: JobSpec, now: float) -> Reservation | None:
         """GPUs for ``spec`` (``[]`` for a CPU job), locked for it, or None with the reason kept."""
@@ -230,7 +218,10 @@ class Placer:
         key = gpu_shape_key(spec.gpus, spec.gpu_mem)
         if key in self.reasons:  # a job of the same needs did not fit in this pass: neither does this one
             return None
-        snapshot = self.snapshot(now)
+        ready, snapshot = self.snapshot(now)
+        if not ready:  # a probe is still running: no GPU job starts on GPUs nobody has looked at
+            self.reasons[key] = ""
+            return None
         try:
             with self.locks.placement():
                 self._stalled = False
@@ -276,14 +267,14 @@ class Placer:
         """Whether this worker could ever run ``spec`` (enough GPUs, and as much memory on a GPU when known)."""
         if spec.gpus > len(self.gpus):
             return False
-        if spec.gpu_mem is None or self._snapshot is None:
+        if spec.gpu_mem is None or self.watch.gpus is None:
             return True
-        totals = [gpu.total_bytes for gpu in match_ids(self.gpus, self._snapshot).values()]
+        totals = [gpu.total_bytes for gpu in match_ids(self.gpus, self.watch.gpus).values()]
         return len(totals) < len(self.gpus) or sum(t >= spec.gpu_mem for t in totals) >= spec.gpus
 
     def job_usage(self, jobs: Mapping[int, tuple[str, ...]], now: float) -> dict[int, tuple[int, int | None]]:
         """GPU memory held by each job's processes and the mean utilisation of its GPUs; {} without a probe."""
-        snapshot = self.snapshot(now)
+        _, snapshot = self.snapshot(now, wait=False)  # sampling never waits: the next sample will do
         if snapshot is None:
             return {}
         matched = match_ids(self.gpus, snapshot)

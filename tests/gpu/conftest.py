@@ -171,4 +171,5 @@ def box(tmp_path: Path, wait_until: Callable[..., object]) -> Iterator[GpuBox]:
     JobQueue(made.root).create()
     yield made
     made.release()
+    made.fake.heal()  # a hanging fake nvidia-smi answers and ends
     made.close()

@@ -1,7 +1,7 @@
 """A stand-in for ``nvidia-smi`` (the sanctioned stand-in for the driver), reading a state folder that
 tests change while workers run: ``gpus.json`` (the GPUs and the memory used by nobody listed),
 ``apps/*`` (lines ``UUID PID MIB``: processes holding memory; dead pids are dropped as the driver
-does), ``fail`` (its text is the error, exit 9) and ``hang`` (never answers). Each call is logged in
+does), ``fail`` (its text is the error, exit 9) and ``hang`` (no answer while it exists). Each call is logged in
 ``calls.log``. Usage: fake_smi.py STATE_DIR nvidia-smi-arguments..."""
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ def alive(pid: int) -> bool:
 def main(state: str, args: list[str]) -> int:
     with open(os.path.join(state, "calls.log"), "a") as log:
         log.write(" ".join(args) + "\n")
-    if os.path.exists(os.path.join(state, "hang")):
-        time.sleep(3600)
+    deadline = time.monotonic() + 600
+    while os.path.exists(os.path.join(state, "hang")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a wedged driver, until the test heals it (then it answers)
     if os.path.exists(os.path.join(state, "fail")):
         with open(os.path.join(state, "fail")) as handle:
             sys.stderr.write(handle.read())

@@ -107,3 +107,21 @@ def test_a_worker_stalled_in_its_placement_turn_delays_gpu_jobs_only(box):
     finally:
         os.close(stalled)
     box.wait_states(lambda s: s[gpu] == "done", "the GPU job runs once the turn is free")
+
+
+def test_a_probe_hanging_while_a_job_waits_does_not_stall_the_worker(box):
+    box.fake.set_gpus(2)
+    (first,) = box.submit_job(100, "--gpus", "1")
+    box.worker("--gpus", "auto", "--slots", "3", "--probe-timeout", "120")
+    box.wait_states(lambda s: s[first] == "running", "a GPU job runs (and is sampled)")
+    box.fake.hang()
+    calls = box.fake.calls()
+    box.wait_until(lambda: box.fake.calls() > calls, message="a probe that hangs")  # the sampler's, in the background
+    (second,) = box.submit_job(100, "--gpus", "1")
+    (cpu,) = box.submit("--", "true")
+    box.wait_states(lambda s: s[cpu] == "done", "the CPU job runs while the probe hangs")
+    assert box.states()[second] == "pending"  # no GPU job starts on GPUs nobody has looked at
+    assert "did not answer" not in box.log()  # the worker did not wait the probe out
+    box.fake.heal()
+    box.release()
+    box.wait_states(lambda s: s[second] == "done" and s[first] == "done", "both GPU jobs done")
