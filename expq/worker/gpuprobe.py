@@ -234,6 +234,9 @@ class Prober:
             raise ValueError(f"{METHOD_VAR} must be auto, nvml or smi, not {self.method!r}")
         self.timeout = timeout
         self.path = environ.get("PATH", os.defpath)
+        # found now, as an absolute path: probes may run on another thread while the worker's main
+        # thread has stepped into a job's folder to start it (a relative PATH entry would then mislead)
+        self._smi = self._find_smi()
         self._nvml: Any = None
         self._nvml_problem = ""
         self.used = ""  # the method of the last successful probe
@@ -260,12 +263,16 @@ class Prober:
                 problems.append(self._nvml_problem)
         if self.method in ("auto", "smi"):
             try:
-                gpus = probe_smi(self.timeout, shutil.which("nvidia-smi", path=self.path))
+                gpus = probe_smi(self.timeout, self._smi or self._find_smi())
                 self.used = "smi"
                 return gpus
             except ProbeError as exc:
                 problems.append(str(exc))
         raise ProbeError("; ".join(problems))
+
+    def _find_smi(self) -> str | None:
+        found = shutil.which("nvidia-smi", path=self.path)
+        return os.path.abspath(found) if found else None
 
     def _load_nvml(self) -> Any:
         if self._nvml is not None or self._nvml_problem:
