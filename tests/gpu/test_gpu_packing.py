@@ -57,3 +57,14 @@ def test_two_workers_on_the_same_four_gpus_never_over_commit(box):
         assert all(len(g) <= 2 and sum(s["mib"] for s in g) <= 16 * 1024 for g in at_once), (gpu, at_once)
     assert any(len(g) == 2 for at_once in groups.values() for g in at_once)  # they did share
     assert {s["job"] for s in spans} == set(range(1, 25))
+
+
+def test_a_multi_gpu_job_needs_its_memory_free_on_each_gpu(box):
+    box.fake.set_gpus(3, total_gib=16)
+    box.fake.set_used(1, 12 * 1024)  # 4 GiB free on GPU 1
+    (pair,) = box.submit_job(1024, "--gpus", "2", "--gpu-mem", "6G")
+    (three,) = box.submit_job(1024, "--gpus", "3", "--gpu-mem", "6G")
+    box.worker("--gpus", "auto", "--jobs-per-gpu", "2")
+    box.wait_states(lambda s: s[pair] == "running", "the 2-GPU job runs")
+    assert box.jobs()[pair]["gpus"] == ["0", "2"]
+    assert box.wait_reason(three, "needs") == "needs 6 GiB on 3 GPUs (most free: GPU 0, 10 GiB)"
