@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,ui,tensorboard,mlflow,executor]'
+	$(PY) -m pip install --quiet -e '.[test,ui,tensorboard,mlflow,executor,gpu]'
 	touch $@
 
 install: $(VENV)/.installed

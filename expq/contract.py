@@ -21,7 +21,7 @@ __all__ = [
     "GPUS_VAR", "GPU_ORDER_VAR", "GPU_ORDER", "RESERVED_VARS", "RESERVED_PREFIX", "is_reserved_var", "DEFAULT_ROOT_NAME", "QUEUE_DIR", "EXPERIMENTS_DIR",
     "JOB_JSON", "CONFIG_YAML", "RUN_ENV", "STDOUT_LOG", "STDERR_LOG", "RESULT_JSON", "ATTEMPTS_DIR",
     "RUN_JSON", "RUN_LOG", "FILES_DIR", "METRICS_DIR", "SOURCES_DIR", "RUNS_DIR", "RUN_MARKERS",
-    "TENSORBOARD_VAR", "TENSORBOARD_DIR", "JOB_SETTINGS", "CALL_PKL", "OUTCOME_PKL", "LABELS_JSON", "CONFIG_READS_DIR",
+    "TENSORBOARD_VAR", "TENSORBOARD_DIR", "JOB_SETTINGS", "CALL_PKL", "OUTCOME_PKL", "LABELS_JSON", "CONFIG_READS_DIR", "GPU_USAGE_JSON",
     "JobEnvironment", "resolve_root",
 ]
 
@@ -72,6 +72,7 @@ METRICS_DIR = "metrics"  # one CSV per metric
 SOURCES_DIR = "sources"  # the source snapshot
 RUNS_DIR = "runs"  # nested runs: runs/<sub-run>/, same layout
 TENSORBOARD_DIR = "tensorboard"  # live TensorBoard event files
+GPU_USAGE_JSON = "gpu_usage.json"  # a running job's GPU memory and utilisation, as its worker last sampled
 LABELS_JSON = "labels.json"  # tags and note of a queued job: small, mutable, written atomically
 CONFIG_READS_DIR = "config-reads"  # config-reads/<pid>-<n>.json: the keys the job's processes read
 CALL_PKL = "call.pkl"  # expq.Executor: the pickled call, written before the job is queued

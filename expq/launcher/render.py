@@ -22,14 +22,14 @@ STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
 # Table columns: header -> widest cell; a longer cell is cut with "…". NGPU, GPUS, SLURM and TAGS
 # appear only when some row has a value.
-_COLUMNS: dict[str, int] = {"ID": 12, "EXP/NAME": 40, "STATE": 9, "REASON": 40, "NGPU": 4, "GPUS": 16, "ATT": 3,
+_COLUMNS: dict[str, int] = {"ID": 12, "EXP/NAME": 40, "STATE": 9, "REASON": 40, "NGPU": 4, "GPUS": 16, "GMEM": 14, "ATT": 3,
                             "TIME": 8, "EXIT": 7, "HOST": 20, "SLURM": 16, "TAGS": 24, "COMMAND": 100_000}
-_OPTIONAL = ("NGPU", "GPUS", "SLURM", "TAGS")
+_OPTIONAL = ("NGPU", "GPUS", "GMEM", "SLURM", "TAGS")
 # When the table is wider than the terminal, these steps run in order until it fits: (column, width to
 # narrow it to) or (column, None) to leave it out. The command gives way first; the reason, which
 # says why a job waits or failed, is cut last. Then any room left goes back (``_GIVE_BACK``).
 _NARROWING: tuple[tuple[str, int | None], ...] = (
-    ("COMMAND", 20), ("ATT", None), ("TAGS", 12), ("HOST", 10), ("SLURM", 8), ("GPUS", 8), ("HOST", None),
+    ("COMMAND", 20), ("ATT", None), ("GMEM", None), ("TAGS", 12), ("HOST", 10), ("SLURM", 8), ("GPUS", 8), ("HOST", None),
     ("SLURM", None), ("TAGS", None),
     ("EXP/NAME", 24), ("REASON", 24), ("COMMAND", 8), ("EXP/NAME", 16), ("REASON", 16), ("COMMAND", None),
     ("EXP/NAME", 12), ("REASON", 12))
@@ -83,6 +83,16 @@ def _used(rec: dict[str, Any]) -> str:
     return ",".join(str(g) for g in rec["gpus"]) if rec["gpus"] else "-"
 
 
+def _gpu_use(rec: dict[str, Any]) -> str:
+    """``7.1 GiB 97%``: what a running job's processes hold on its GPUs, and their utilisation."""
+    held, util = rec.get("gpu_mem_bytes"), rec.get("gpu_util")
+    if held is None:
+        return "-"
+    from expq.queue.spec import format_size
+
+    return format_size(held) + (f" {util}%" if util is not None else "")
+
+
 def _exit(rec: dict[str, Any]) -> str:
     if rec["signal"]:
         return str(rec["signal"])
@@ -91,7 +101,7 @@ def _exit(rec: dict[str, Any]) -> str:
 
 def _cells(rec: dict[str, Any]) -> dict[str, str]:
     return {"ID": str(rec["id"]), "EXP/NAME": f"{rec['experiment']}/{rec['name']}", "STATE": rec["state"],
-            "REASON": " ".join((rec["reason"] or "-").split()), "NGPU": _requested(rec), "GPUS": _used(rec),
+            "REASON": " ".join((rec["reason"] or "-").split()), "NGPU": _requested(rec), "GPUS": _used(rec), "GMEM": _gpu_use(rec),
             "ATT": str(rec["attempts"]), "TIME": duration(rec["elapsed"]), "EXIT": _exit(rec),
             "HOST": rec["host"] or "-", "SLURM": rec.get("slurm_job") or "-",
             "TAGS": ",".join(rec.get("tags") or []) or "-", "COMMAND": _command_cell(rec["command"])}
@@ -166,8 +176,8 @@ def show_text(details: dict[str, Any]) -> str:
 
     job = details["job"]
     summary = {k: job.get(k) for k in ("id", "state", "experiment", "name", "reason", "queue_position", "attempts",
-                                       "exit_code", "signal", "host", "slurm_job", "gpus", "tags", "note",
-                                       "warnings")
+                                       "exit_code", "signal", "host", "slurm_job", "gpus", "gpu_mem_bytes",
+                                       "gpu_util", "peak_gpu_mem_bytes", "tags", "note", "warnings")
                if job.get(k) not in (None, "", [])}
     summary["command"] = shlex.join(job["command"])
     if job["elapsed"] is not None:

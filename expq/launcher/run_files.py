@@ -19,7 +19,6 @@ from typing import Any, BinaryIO
 from expq.queue.attempts import Attempt, read_attempts
 from expq.queue.lease import Lease, read_lease
 from expq.queue.paths import QueuePaths, RunPaths
-from expq.queue.result import GPU_REASONS_SUFFIX, GPU_USAGE_JSON
 
 __all__ = ["LIMIT", "NotRegular", "open_regular", "read_json", "not_a_directory", "read_result",
            "may_have_attempts", "read_run_attempts", "read_run_lease", "read_gpu_usage", "read_gpu_reasons"]
@@ -152,7 +151,7 @@ def read_gpu_usage(run: RunPaths, since: float) -> tuple[int | None, int | None]
     after ``since`` (the attempt's start: an earlier attempt's sample is not this one's); None for what
     is not known (not sampled yet, no probe, a torn or foreign file: it is rewritten soon)."""
     try:
-        data = read_json(run.dir / GPU_USAGE_JSON)
+        data = read_json(run.gpu_usage)
     except (OSError, ValueError):
         return None, None
     if not isinstance(data, dict) or not isinstance(data.get("sampled_at"), (int, float)) or data["sampled_at"] < since:
@@ -167,7 +166,7 @@ def read_gpu_reasons(paths: QueuePaths, worker_id: str) -> dict[str, str]:
     if not worker_id or "/" in worker_id:
         return {}
     try:
-        data = read_json(paths.workers / (worker_id + GPU_REASONS_SUFFIX))
+        data = read_json(paths.gpu_reasons_file(worker_id))
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):

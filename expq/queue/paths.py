@@ -9,6 +9,7 @@ from expq.contract import (
     ATTEMPTS_DIR,
     CONFIG_YAML,
     EXPERIMENTS_DIR,
+    GPU_USAGE_JSON,
     JOB_JSON,
     QUEUE_DIR,
     RESULT_JSON,
@@ -155,6 +156,10 @@ class QueuePaths:
     def worker_file(self, worker_id: str) -> Path:
         return self.workers / f"{worker_id}.json"
 
+    def gpu_reasons_file(self, worker_id: str) -> Path:
+        """Beside a worker's record: why jobs wait for its GPUs, ``{gpu_shape_key: reason}``."""
+        return self.workers / f"{worker_id}.reasons"
+
     def run(self, run_dir: str) -> RunPaths:
         """The files of a job's run directory, given the spec's root-relative ``run_dir``."""
         return RunPaths(self.root / run_dir)
@@ -185,6 +190,11 @@ class RunPaths:
     @cached_property
     def stderr(self) -> Path:
         return self.dir / STDERR_LOG
+
+    @cached_property
+    def gpu_usage(self) -> Path:
+        """What a running job's processes hold on its GPUs, as its worker last sampled it."""
+        return self.dir / GPU_USAGE_JSON
 
     @cached_property
     def result(self) -> Path:

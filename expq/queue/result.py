@@ -11,16 +11,11 @@ from expq._fs import atomic_write
 from expq.queue.attempts import Attempt
 from expq.queue.states import State
 
-__all__ = ["RESULT_VERSION", "Result", "write_result", "read_result", "GPU_USAGE_JSON", "GPU_REASONS_SUFFIX",
+__all__ = ["RESULT_VERSION", "Result", "write_result", "read_result",
            "gpu_shape_key"]
 
 RESULT_VERSION = 1
 MAX_RESULT_BYTES = 1 << 20
-# In a running job's run directory: what its processes hold on its GPUs, as the worker last sampled it
-# (``gpu_mem_bytes``, ``gpu_util``, ``peak_gpu_mem_bytes``, ``sampled_at``), for ``expq status``.
-GPU_USAGE_JSON = "gpu_usage.json"
-# Beside a worker's record in the workers folder: why jobs wait for its GPUs, {gpu_shape_key: reason}.
-GPU_REASONS_SUFFIX = ".reasons"
 
 
 def gpu_shape_key(gpus: int, gpu_mem: int | None) -> str:

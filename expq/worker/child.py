@@ -23,8 +23,8 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
     """Start the job and return its pid; the log descriptors are handed over, nothing is pumped.
 
     ``posix_spawn`` (vfork + exec inside libc) costs less per job than ``subprocess.Popen``. It has no
-    working-directory action, so the worker steps into ``cwd`` around the call; the worker is single
-    threaded, so nothing else sees that. Signals the worker ignores (SIGPIPE, SIGXFSZ) are reset to
+    working-directory action, so the worker steps into ``cwd`` around the call; its other threads
+    (GPU probes, cgroup moves) use absolute paths only, so nothing else depends on the directory. Signals the worker ignores (SIGPIPE, SIGXFSZ) are reset to
     their defaults in the child, as ``Popen(restore_signals=True)`` does, and so is SIGHUP, which the
 worker ignores to outlive its terminal.
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from expq._fs import atomic_write
-from expq.queue.result import GPU_USAGE_JSON
 from expq.worker.gpuwatch import PROBE_INTERVAL
 from expq.worker.job import RunningJob
 from expq.worker.placement import Placer
@@ -48,7 +47,7 @@ class GpuSampler:
             record = {"gpu_mem_bytes": held, "gpu_util": util, "peak_gpu_mem_bytes": job.peak_gpu_mem_bytes,
                       "sampled_at": time.time()}
             try:
-                atomic_write(job.run.dir / GPU_USAGE_JSON, json.dumps(record), durable=False)
+                atomic_write(job.run.gpu_usage, json.dumps(record), durable=False)
             except OSError as exc:  # a full disk: status shows no GPU use for a while, the job goes on
                 log.debug("job %d: could not write its GPU use (%s)", job_id, exc)
                 continue

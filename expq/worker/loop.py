@@ -24,7 +24,6 @@ from expq.queue.attempts import Outcome
 from expq.queue.claim import Claim, Claimer
 from expq.queue.lease import HeartbeatWatch, Lease, read_lease
 from expq.queue.reaper import judge, recover, running_jobs
-from expq.queue.result import GPU_REASONS_SUFFIX
 from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -107,7 +106,7 @@ class Worker:
         self.who = who or identity(os.environ)
         self.locks = GpuLocks(options.gpus, options.lock_dir)
         self.placer = Placer(options.gpus, self.locks, options.gpu_policy, str(queue.root))
-        self.gpu_sampler = GpuSampler(self.placer, self.queue.paths.workers / (self.who.worker_id + GPU_REASONS_SUFFIX))
+        self.gpu_sampler = GpuSampler(self.placer, self.queue.paths.gpu_reasons_file(self.who.worker_id))
         self.claimer = Claimer(queue)
         self.watch = HeartbeatWatch(options.lease_timeout)
         self.jobs: dict[int, RunningJob] = {}

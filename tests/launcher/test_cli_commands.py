@@ -110,17 +110,17 @@ def test_worker_command_passes_its_options(tmp_path: Path, capsys: pytest.Captur
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[object] = []
     fake = types.ModuleType("expq.worker.main")
-    fake.run_worker = lambda args: seen.append(args) or 7  # type: ignore[attr-defined]
+    fake.run_worker = lambda root, gpus, options: seen.append((root, gpus, options)) or 7  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "expq.worker.main", fake)
     assert main(["worker", "--root", str(tmp_path)]) == 7
-    args = seen[-1]
-    assert (args.root, args.gpus, args.slots, args.drain, args.max_jobs, args.poll, args.heartbeat,  # type: ignore[attr-defined]
-            args.lease_timeout, args.grace) == (tmp_path, "auto", None, False, None, 0.5, 5.0, 60.0, 10.0)  # type: ignore[attr-defined]
+    root, gpus, options = seen[-1]
+    assert (root, gpus, options.slots, options.drain, options.max_jobs, options.poll, options.heartbeat,
+            options.lease_timeout, options.grace) == (tmp_path, "auto", None, False, None, 0.5, 5.0, 60.0, 10.0)
     assert main(["--root", str(tmp_path), "worker", "--gpus", "0,1", "--slots", "3", "--drain", "--max-jobs", "9",
                  "--poll", "0.1", "--heartbeat", "2", "--lease-timeout", "30", "--grace", "1.5"]) == 7
-    args = seen[-1]
-    assert (args.gpus, args.slots, args.drain, args.max_jobs, args.poll, args.heartbeat,  # type: ignore[attr-defined]
-            args.lease_timeout, args.grace) == ("0,1", 3, True, 9, 0.1, 2.0, 30.0, 1.5)  # type: ignore[attr-defined]
+    _, gpus, options = seen[-1]
+    assert (gpus, options.slots, options.drain, options.max_jobs, options.poll, options.heartbeat,
+            options.lease_timeout, options.grace) == ("0,1", 3, True, 9, 0.1, 2.0, 30.0, 1.5)
     code, _, err = cli_run(capsys, "worker", "--slots", "0")
     assert code == 2 and "'0' is not a whole number >= 1" in err
 
