@@ -134,8 +134,11 @@ class Worker:
         Raises:
             InsecureQueue: others can write to the root (an empty queue is created where there is none).
         """
-        if not self.queue.exists():  # workers may start before the first submit (a SLURM array, a new box)
-            self.queue.create()
+        # Workers may start before the first submit (a SLURM array, a new box), or while one is
+        # creating the queue's folders: whatever is missing is created (privately), never refused.
+        fresh = not self.queue.exists()
+        self.queue.create()
+        if fresh:
             log.info("created an empty queue at %s", self.queue.root)
         self.queue.check_secure()
         self._write_worker_file()

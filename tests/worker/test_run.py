@@ -113,3 +113,16 @@ def test_a_draining_worker_says_which_jobs_it_leaves_pending_and_why(cluster):
     cluster.drain("--gpus", "none")
     assert cluster.state(small) == "done" and cluster.state(big) == "pending"
     assert f"job {big} stays pending: it needs 2 GPU(s), this worker has 0" in cluster.worker_log(0)
+
+
+def test_a_worker_started_while_the_queue_is_being_created_completes_it(cluster):
+    # a submit creating the queue's folders one by one, caught halfway by a starting worker
+    (cluster.root / "queue" / "pending").mkdir(parents=True, mode=0o700)
+    cluster.root.chmod(0o700)
+    (cluster.root / "queue").chmod(0o700)
+    worker = cluster.worker("--gpus", "none")
+    job = cluster.submit("--", "true")[0]
+    cluster.wait_state(job, "done")
+    assert worker.poll() is None, cluster.worker_log(0)
+    worker.terminate()
+    assert worker.wait(20) == 0
