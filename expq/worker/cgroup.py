@@ -7,11 +7,10 @@ Where cgroup v2 is not mounted or not writable (most unprivileged accounts witho
 delegation), ``JobCgroups.open`` returns None and the worker falls back on process groups,
 descendants and the job's environment (see ``JobTree``).
 
-Moving a process into a cgroup costs the kernel an RCU grace period (about 2 ms here), so the moves
-and removals happen on a thread of their own: the worker starts the next job meanwhile. The move is
-queued right after ``posix_spawn`` returns and enters the kernel within microseconds, before the
-new program has run far; a fork the child makes while the move is in progress waits for it and lands
-inside. A process forked before that moment would stay outside, which docs/worker.md says.
+The move happens right after ``posix_spawn`` returns, before the new program has run far; a fork the
+child makes while the move is in progress waits for it and lands inside. A process forked before that
+moment would stay outside, which docs/worker.md says. A move costs the kernel an RCU grace period
+(about 2 ms here); removals, which may have to wait for the last processes to die, run on a thread.
 """
 from __future__ import annotations
 
@@ -78,11 +77,14 @@ class JobCgroups:
     def path(self, job_id: int, attempt: int) -> Path:
         return self.base / f"job-{job_id}-{attempt}"
 
-    def add(self, job_id: int, attempt: int, pid: int) -> Path:
-        """Queue the creation of the job's cgroup and the move of its child into it; returns its path
-        (a kill before the move is done reaches the child by its process group, as without cgroups)."""
+    def add(self, job_id: int, attempt: int, pid: int) -> Path | None:
+        """Create the job's cgroup and move its child into it, now: a worker killed right after the
+        spawn must leave a child that whoever recovers the job can find. None when that fails."""
         path = self.path(job_id, attempt)
-        self._ops.put(lambda: _enter(path, pid))
+        try:
+            _enter(path, pid)
+        except OSError:
+            return None
         return path
 
     def discard(self, path: Path) -> None:

@@ -442,14 +442,17 @@ class Worker:
 
     # -- heartbeat, fencing and orphans ------------------------------------------------------
 
-    def _heartbeat(self, now: float) -> None:
-        self._next_heartbeat = now + self.options.heartbeat
+    def _touch_heartbeat(self) -> None:
         try:
             os.utime(self.queue.paths.worker_file(self.who.worker_id))
         except FileNotFoundError:
             self._write_worker_file()
         except OSError as exc:  # e.g. a shared filesystem hiccup: the next beat tries again
             log.error("could not refresh the heartbeat: %s", exc)
+
+    def _heartbeat(self, now: float) -> None:
+        self._next_heartbeat = now + self.options.heartbeat
+        self._touch_heartbeat()
         if not self.stopping and stop_requested(self.queue.paths, self.who.worker_id):
             self._begin_stop("expq workers stop", (), now)
         for job in self.jobs.values():
@@ -498,6 +501,7 @@ class Worker:
         # environment, not the job's: look again once it has exec'd, before the job can run again.
         for pause in ORPHAN_RESCANS:
             time.sleep(pause)
+            self._touch_heartbeat()  # a worker busy recovering is alive: others must not judge it frozen
             tree.signal(signal.SIGKILL)
         if group is not None:  # the dead worker's folders go once empty (its own folder last)
             self._dying_cgroups += [group, group.parent]
