@@ -48,9 +48,7 @@ def adopt_root(root: Path) -> None:
     try:
         info = os.lstat(path)
         name = path.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError:
+    except OSError:  # no setting (or no queue yet): a private root
         return
     try:
         gid = grp.getgrnam(name).gr_gid

@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Generic, NamedTuple, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from expq.errors import ExpqError, InputError
 from expq.queue.result import Result
@@ -24,8 +25,10 @@ __all__ = ["Claimer", "Claim", "dependency_block", "new_claim_token"]
 R = TypeVar("R")
 
 
-class Claim(NamedTuple, Generic[R]):
-    """A job this process now owns: its spec, what was reserved for it, the token of this claim."""
+@dataclass(frozen=True)
+class Claim(Generic[R]):
+    """A job this process now owns: its spec, what was reserved for it, the token of this claim.
+    (A dataclass: a generic NamedTuple needs Python 3.11, and expq supports 3.10.)"""
 
     spec: JobSpec
     reservation: R

@@ -247,7 +247,7 @@ class Worker:
         return self.placer.reserve(spec, now)
 
     def _start(self, claim: Claim[list[tuple[str, int]]], now: float) -> None:
-        spec, reservation, token = claim
+        spec, reservation, token = claim.spec, claim.reservation, claim.token
         self.started += 1
         try:
             job = start_job(self.queue, spec, token, reservation, self.who, self.base_env, now)

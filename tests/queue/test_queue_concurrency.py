@@ -36,7 +36,7 @@ def _claimer(root: str, out: str, index: int) -> None:
     while True:
         got = claimer.claim(lambda spec: True, lambda reservation: None)
         if got is not None:
-            claimed.append(got[0].id)
+            claimed.append(got.spec.id)
             assert queue.move(got.spec, State.RUNNING, State.DONE, claim=got.token)
         elif stop.exists() and not queue.list_names(State.PENDING):
             break
