@@ -2,9 +2,9 @@
 
 ``judge`` is a pure function of the running claims, their leases, this host and ``now``; ``recover``
 applies one verdict. Every step of a recovery acts on one claim only (the running file and the lease
-are named by the claim's token), and the recovery is committed by removing that claim's lease, which
-exactly one process wins: two reapers with the same verdict, or a stale one, can never take a later
-claim of the same job. A job is requeued while its retry budget lasts, failed after; a job whose
+are named by the claim's token). What is left of the lost attempt is killed, and seen gone, first;
+then the recovery is committed by removing that claim's lease, which exactly one process wins: two
+reapers with the same verdict, or a stale one, can never take a later claim of the same job. A job is requeued while its retry budget lasts, failed after; a job whose
 worker wrote ``result.json`` but died before moving it is finalised, not run again.
 """
 from __future__ import annotations
@@ -85,12 +85,15 @@ def running_jobs(queue: JobQueue, read_lease: Callable[[int, str], Lease | None]
     return jobs
 
 
-def recover(queue: JobQueue, verdict: Verdict, kill: Callable[[JobSpec, Lease], None] | None = None) -> State | None:
+def recover(queue: JobQueue, verdict: Verdict, kill: Callable[[JobSpec, Lease], bool] | None = None) -> State | None:
     """Requeue, fail or finalise an orphaned claim; returns its new state, None if it was not this
-    process's to recover (another reaper won, or the owner finished it meanwhile).
+    process's to recover (another reaper won, the owner finished it meanwhile, or the lost attempt's
+    processes are still dying: the next heartbeat tries again).
 
-    ``kill(spec, lease)`` ends what is left of the lost attempt on this host before the job can
-    run again.
+    ``kill(spec, lease)`` ends what is left of the lost attempt on this host and says whether it is
+    all gone. It runs before the commit, so a reaper that dies halfway leaves the lease for the next
+    one to kill again; killing an attempt twice is harmless, and a kill names its attempt, never a
+    later one.
     """
     name = queue.paths.file_name(State.RUNNING, verdict.job_id, claim=verdict.claim)
     try:
@@ -103,13 +106,17 @@ def recover(queue: JobQueue, verdict: Verdict, kill: Callable[[JobSpec, Lease], 
     run = queue.paths.run(spec.run_dir)
     target = State.PENDING
     if verdict.lease is not None:
+        lease_file = queue.paths.lease_file(spec.id, verdict.claim)
+        if not lease_file.exists():  # recovered already, or finished by its owner
+            return None
+        if kill is not None and not kill(spec, verdict.lease):
+            log.warning("job %d: processes of its lost attempt are still dying; recovery waits", spec.id)
+            return None
         try:  # the commit: one unlink wins; a frozen owner now finds itself fenced
-            queue.paths.lease_file(spec.id, verdict.claim).unlink()
+            lease_file.unlink()
         except FileNotFoundError:
             return None
         attempt = verdict.lease.attempt
-        if kill is not None:
-            kill(spec, verdict.lease)
         finished = _finished_result(run.result, attempt.number)
         if finished is not None:
             target = finished

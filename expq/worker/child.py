@@ -169,6 +169,18 @@ class JobTree:
         except (ProcessLookupError, PermissionError):
             return
 
+    def alive(self) -> bool:
+        """Whether a process found so far (or any in the cgroup) still runs; a zombie has ended."""
+        if self.cgroup is not None and cgroup.pids(self.cgroup):
+            return True
+        for proc in self._known.values():
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                continue
+        return False
+
     def kill_group(self) -> None:
         """SIGKILL whatever is left in the job's process group and cgroup (one syscall each)."""
         if self.cgroup is not None:

@@ -30,12 +30,13 @@ from expq.queue.states import State
 from expq.queue.store import JobQueue
 from expq.queue.workers import clear_stop, stop_requested, this_host
 from expq.worker import cgroup
-from expq.worker.cgroup import JobCgroups, cgroup2_root
+from expq.worker.cgroup import JobCgroups
 from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
 from expq.worker.config_check import check_config_reads
 from expq.worker.gpuprobe import PROBE_TIMEOUT
 from expq.worker.gpus import GpuLocks, default_lock_dir
 from expq.worker.gpuusage import GpuSampler
+from expq.worker.host_reaper import HostReaper
 from expq.worker.job import (
     ClaimLost,
     DiskFull,
@@ -49,6 +50,7 @@ from expq.worker.job import (
     put_back,
     start_job,
 )
+from expq.worker.lost import end_lost_attempt, lost_attempt_cgroup
 from expq.worker.placement import DEFAULT_FOREIGN_MEM, GpuPolicy, Placer
 from expq.worker.signals import SignalFlags
 
@@ -59,7 +61,6 @@ log = logging.getLogger(__name__)
 STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after a child died of SIGTERM
 PROBE_INTERVAL = 1.0  # seconds between checks whether a full disk has space again
 PROBE_BYTES = 64 << 10  # what a probe must be able to write before claiming resumes
-ORPHAN_RESCANS = (0.0, 0.05, 0.25)  # seconds before each search for a lost attempt's processes
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class Worker:
         self._unrecorded: list[tuple[RunningJob, ExitStatus]] = []  # ended, record not yet on disk
         self._dying_cgroups: list[Path] = []
         self.cgroups: JobCgroups | None = None
+        self.reaper = HostReaper(options.lock_dir, self.who.host, queue.root, self.who.worker_id)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -156,6 +158,7 @@ class Worker:
             self._retry_unrecorded(time.time())
         if self.cgroups is not None:
             self.cgroups.close()
+        self.reaper.close()
         self.gpu_sampler.close()
         self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
         clear_stop(self.queue.paths, self.who.worker_id)
@@ -249,6 +252,7 @@ class Worker:
     def _start(self, claim: Claim[list[tuple[str, int]]], now: float) -> None:
         spec, reservation, token = claim.spec, claim.reservation, claim.token
         self.started += 1
+        now = time.time()  # the step's clock may be late by a recovery: the attempt starts now
         try:
             job = start_job(self.queue, spec, token, reservation, self.who, self.base_env, now)
         except ClaimLost:
@@ -469,12 +473,19 @@ class Worker:
             log.error("could not look for orphaned jobs: %s", exc)
 
     def _reap_orphans(self, now: float) -> None:
+        """Recover the claims of dead or frozen workers, if this worker is its host's reaper (see
+        ``host_reaper``); a draining worker also notes claims that wait for recovery (see ``_done``)."""
+        reaping = self.reaper.is_mine(lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now))
+        if not reaping and not self.options.drain:
+            return
         jobs = running_jobs(self.queue, lambda job_id, claim: read_lease(self.queue.paths, job_id, claim),
                             lambda name: self._unleased_since.setdefault(name, now))
         unleased = {self.queue.paths.file_name(State.RUNNING, job.job_id, claim=job.claim)
                     for job in jobs if job.lease is None}
         self._unleased_since = {k: v for k, v in self._unleased_since.items() if k in unleased}
         self._awaiting_recovery = bool(unleased)
+        if not reaping:
+            return
         verdicts = judge(jobs, self.who.host, now, self.who.worker_id, pid_alive,
                          lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now),
                          self.options.lease_timeout)
@@ -488,23 +499,16 @@ class Worker:
             if state is not None:
                 log.warning("job %d: %s; now %s", verdict.job_id, verdict.reason, state.value)
 
-    def _kill_orphan(self, spec: JobSpec, lease: Lease) -> None:
+    def _kill_orphan(self, spec: JobSpec, lease: Lease) -> bool:
         """A dead or frozen worker's child may still run here; that attempt's processes, and only
-        those, die before the job can run again."""
-        run_dir = str(self.queue.paths.run(spec.run_dir).dir)
-        root = cgroup2_root()
-        group = root / f"expq-{lease.worker_id}" / f"job-{spec.id}-{lease.attempt.number}" if root else None
-        if group is not None and not group.is_dir():
-            group = None
-        tree = JobTree(0, 0, run_dir, trust_pid=False, attempt=lease.attempt.number, cgroup=group)
-        # A child caught between its worker's posix_spawn and its exec still shows the worker's
-        # environment, not the job's: look again once it has exec'd, before the job can run again.
-        for pause in ORPHAN_RESCANS:
-            time.sleep(pause)
-            self._touch_heartbeat()  # a worker busy recovering is alive: others must not judge it frozen
-            tree.signal(signal.SIGKILL)
-        if group is not None:  # the dead worker's folders go once empty (its own folder last)
+        those, die (and are seen gone) before the job can run again."""
+        group = lost_attempt_cgroup(lease.worker_id, spec.id, lease.attempt.number)
+        tree = JobTree(0, 0, str(self.queue.paths.run(spec.run_dir).dir), trust_pid=False,
+                       attempt=lease.attempt.number, cgroup=group)
+        gone = end_lost_attempt(tree, self._touch_heartbeat)
+        if gone and group is not None:  # the dead worker's folders go once empty (its own folder last)
             self._dying_cgroups += [group, group.parent]
+        return gone
 
     def _write_worker_file(self) -> None:
         record = {"worker_id": self.who.worker_id, "host": self.who.host, "pid": self.who.pid,

@@ -101,7 +101,7 @@ class GpuBox:
 
     def expq(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "expq", "--root", str(self.root), *args], capture_output=True,
-                              text=True, check=check, env=self.env())
+                              text=True, check=check, env=self.env({"COLUMNS": "200"}))  # every status column whole
 
     def submit(self, *args: str) -> list[int]:
         return [int(line) for line in self.expq("submit", *args).stdout.split()]

@@ -105,6 +105,14 @@ def test_an_earlier_attempts_result_does_not_end_a_job_claimed_again(tmp_path):
     assert recover(queue, Verdict(7, None, "its worker died while starting it")) is State.PENDING
 
 
+def _recording(killed: list[int]):
+    """A kill that notes the attempt it was asked to end and reports it gone."""
+    def kill(spec, lease) -> bool:
+        killed.append(lease.attempt.number)
+        return True
+    return kill
+
+
 def test_two_reapers_with_one_verdict_recover_the_claim_once_and_never_a_later_claim(tmp_path):
     queue = JobQueue(tmp_path).create()
     spec = _running_job(queue, retries=5, claim="aaaa0001")
@@ -112,13 +120,13 @@ def test_two_reapers_with_one_verdict_recover_the_claim_once_and_never_a_later_c
     write_lease(queue.paths, lost)
     verdict = Verdict(7, lost, "worker dead died", "aaaa0001")
     killed = []
-    assert recover(queue, verdict, kill=lambda s, lease: killed.append(lease.attempt.number)) is State.PENDING
+    assert recover(queue, verdict, kill=_recording(killed)) is State.PENDING
     # a live worker claims the job again and writes its own lease
     assert queue.move(spec, State.PENDING, State.RUNNING, claim="bbbb0002")
     fresh = Lease(7, Attempt(2, "here", "alive", 1002.0), 200, 6.0, "bbbb0002")
     stamp = write_lease(queue.paths, fresh)
     # the second reaper acts on the same, now stale, verdict: nothing of the new claim is touched
-    assert recover(queue, verdict, kill=lambda s, lease: killed.append(lease.attempt.number)) is None
+    assert recover(queue, verdict, kill=_recording(killed)) is None
     assert killed == [1]
     assert queue.paths.job_file(State.RUNNING, 7, claim="bbbb0002").exists()
     assert lease_is_mine(queue.paths, 7, stamp, claim="bbbb0002")
@@ -133,3 +141,16 @@ def test_a_claim_without_lease_is_requeued_once(tmp_path):
     assert queue.move(spec, State.PENDING, State.RUNNING, claim="dddd0004")
     assert recover(queue, verdict) is None
     assert queue.paths.job_file(State.RUNNING, 7, claim="dddd0004").exists()
+
+
+def test_a_lost_attempt_still_dying_is_not_requeued_and_its_lease_stays_for_the_next_try(tmp_path):
+    queue = JobQueue(tmp_path).create()
+    spec = _running_job(queue, retries=5, claim="eeee0005")
+    lost = _lease(7, "dead", "here", claim="eeee0005")
+    write_lease(queue.paths, lost)
+    verdict = Verdict(7, lost, "worker dead died", "eeee0005")
+    assert recover(queue, verdict, kill=lambda s, lease: False) is None
+    assert queue.paths.lease_file(7, "eeee0005").exists()
+    assert queue.paths.job_file(State.RUNNING, 7, claim="eeee0005").exists()
+    assert read_attempts(queue.paths.run(spec.run_dir)) == []
+    assert recover(queue, verdict, kill=lambda s, lease: True) is State.PENDING

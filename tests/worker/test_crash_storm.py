@@ -20,26 +20,26 @@ JOBS = int(os.environ.get("EXPQ_STORM_JOBS", "300"))
 WORKERS = 4
 KILL_EVERY = 0.1
 
-# Each execution leaves a marker named by its pid while it runs, and reports any other live execution
-# of the same job it finds (a killed earlier attempt, dead or a zombie not yet reaped, does not count).
+# Each execution leaves a marker named by its pid, holding its start time, while it runs, and reports
+# any other live execution of the same job it finds: a killed earlier attempt that is dead, or a zombie
+# not yet reaped, does not count, nor does a process that got its pid later (the start time differs).
 JOB = r'''
 d="$1"; id="$EXPQ_JOB_ID"
-: > "$d/alive/$id.$$"
+stat_of() {{ read -r line < "/proc/$1/stat" || return 1; set -- $line; echo "$3 ${{22}}"; }}
+set -- $(stat_of $$); echo "$2" > "$d/alive/$id.$$"
 for f in "$d/alive/$id".*; do
   p="${{f##*.}}"
-  if [ "$p" != "$$" ] && grep -qs '^State:[[:space:]]*[^Z]' "/proc/$p/status"; then echo "$id $p $$" >> "$d/double"; fi
+  [ "$p" = "$$" ] && continue
+  now=$(stat_of "$p" 2>/dev/null) || continue
+  read -r born < "$f" || continue
+  set -- $now
+  if [ "$1" != Z ] && [ "$2" = "$born" ]; then echo "$id $p $$ $1" >> "$d/double"; fi
 done
 sleep 0.05
 rm -f "$d/alive/$id.$$"
 '''
 
 
-# Known open (issue 9 stays open for it): with fast-starting workers, a lost attempt's child sometimes
-# survives its recovery (neither its cgroup nor the environment search finds it in time), so two
-# executions of a job overlap, or a live worker busy recovering is judged frozen and its finished job
-# runs again. The test stays as it is and reports which; it must pass before issue 9 is resolved.
-@pytest.mark.xfail(reason="a lost attempt's child can survive recovery under the storm (issue 9, open)",
-                   strict=False)
 def test_every_job_ends_done_exactly_once_under_sigkill_storm(cluster, wait_until):
     marks = cluster.tmp / "marks"
     (marks / "alive").mkdir(parents=True)
