@@ -9,7 +9,7 @@ from typing import Any
 
 from expq.errors import InputError
 
-__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_private_dir", "MAX_NAME",
+__all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
            "foreign_writer", "read_at_most", "pid_exists"]
 
@@ -204,11 +204,23 @@ def make_private_dir(path: Path) -> None:
     Raises:
         InputError: naming the unsafe folder and what is wrong with it. OSError: the disk.
     """
+    try:
+        _make_private_dir(path)
+    except FileNotFoundError:  # its checked parent was removed since (``expq rm``): check it again
+        _CHECKED_PARENTS.discard(str(path.parent))
+        _make_private_dir(path)
+
+
+def _make_private_dir(path: Path) -> None:
     import stat
 
     for folder in (path.parent, path):
+        if folder == path.parent and str(folder) in _CHECKED_PARENTS:
+            continue
         try:
-            _make_dir(folder)
+            make_dir(folder)
+            if folder == path.parent:
+                _CHECKED_PARENTS.add(str(folder))
             continue
         except FileExistsError:
             pass
@@ -221,8 +233,15 @@ def make_private_dir(path: Path) -> None:
         else:
             problem = foreign_writer(info)
             if problem is None:
+                if folder == path.parent:
+                    _CHECKED_PARENTS.add(str(folder))
                 continue
         raise InputError(f"run directory {folder} was not made by expq ({problem}); refusing to use it")
+
+
+# Experiment folders this process made or checked: a worker starts thousands of runs in one, and the
+# folder above them (``experiments/``, private) lets nobody else replace it meanwhile.
+_CHECKED_PARENTS: set[str] = set()
 
 
 def foreign_writer(info: os.stat_result) -> str | None:
@@ -238,7 +257,7 @@ def foreign_writer(info: os.stat_result) -> str | None:
     return None
 
 
-def _make_dir(folder: Path) -> None:
+def make_dir(folder: Path) -> None:
     """mkdir with the modes in force; a shared root's folders are setgid (the umask cannot keep them so)."""
     os.mkdir(folder, MODES.dir)
     if MODES.group is not None:
@@ -257,7 +276,7 @@ def ensure_dir(path: Path) -> Path:
         probe = probe.parent
     for folder in reversed(missing):
         try:
-            _make_dir(folder)
+            make_dir(folder)
         except FileExistsError:
             if not folder.is_dir():
                 raise

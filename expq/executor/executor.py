@@ -182,12 +182,13 @@ class Executor:
     def _cancel_pending(self) -> None:
         from expq.queue.control import cancel
 
-        pending = set(self._queue.list_ids(State.PENDING))
+        located = self._queue.locate_many(job.id for job in self._jobs)  # never a listing of pending/
+        pending = {job for job, (state, _) in located.items() if state is State.PENDING}
         ids = [job.id for job in self._jobs if job.id in pending]
         if not ids:
             return
         try:
-            cancel(self._queue, ids)  # one call: the queue finds them all with one listing
+            cancel(self._queue, ids)  # one call: the queue finds them all at once
         except InputError:  # one was claimed and finished meanwhile: cancel the others one by one
             for job in self._jobs:
                 if job.id in pending:

@@ -105,13 +105,13 @@ class Watcher:
 
     def _drop_vanished(self, jobs: list[Job]) -> None:
         """Resolve jobs that are in no state directory any more (``expq rm`` or a deleted queue)."""
+        unresolved = [job for job in jobs if not concurrent.futures.Future.done(job)]  # the futures only
         try:
-            pending = set(self.queue.list_ids(State.PENDING))
+            located = self.queue.locate_many(job.id for job in unresolved)  # never a listing of pending/
         except OSError:
             return
-        for job in jobs:
-            resolved = concurrent.futures.Future.done(job)  # the future only: no look at the queue per job
-            if not resolved and job.id not in pending and self.queue.locate(job.id) is None:
+        for job in unresolved:
+            if job.id not in located:
                 job.fail("it is no longer in the queue")
                 with self._lock:
                     self._jobs.pop(job.id, None)

@@ -152,8 +152,9 @@ def _run_status(args: argparse.Namespace) -> int:
     query = report.Query(ids=tuple(args.ids), states=tuple(args.state), experiment=args.experiment,
                          everything=args.all or args.json, tag=args.tag)
     if args.json:
-        snapshot = report.collect(queue, query)
-        _write(render.status_json(snapshot.counts, snapshot.jobs))
+        counts, jobs = report.stream(queue, query)
+        render.write_status_json(sys.stdout, counts, jobs)
+        sys.stdout.flush()
         return 0
     if args.watch is None:
         _write(render.status_text(report.collect(queue, query), render.terminal_width()))

@@ -8,7 +8,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from expq.queue.store import JobQueue
 
 __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
-           "status_json", "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
+           "write_status_json", "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
@@ -161,13 +161,21 @@ def to_json(data: Any) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def status_json(counts: dict[str, int], jobs: Sequence[dict[str, Any]]) -> str:
-    """``status --json``: one compact job per line, so it stays greppable and 100,000 jobs encode in
-    C (``indent`` would switch ``json`` to its pure-Python encoder, ten times slower)."""
+def write_status_json(out: TextIO, counts: dict[str, int], jobs: Iterable[dict[str, Any]]) -> None:
+    """``status --json``, written as the records come: one compact job per line, so it stays
+    greppable, memory holds a batch of lines rather than every job, and 100,000 jobs encode in C
+    (``indent`` would switch ``json`` to its pure-Python encoder, ten times slower)."""
     compact = json.JSONEncoder(separators=(",", ":")).encode
-    lines = ",\n".join(compact(job) for job in jobs)
-    return f'{{"version":1,"counts":{compact(counts)},"jobs":[\n{lines}\n]}}\n' if jobs else \
-        f'{{"version":1,"counts":{compact(counts)},"jobs":[]}}\n'
+    out.write(f'{{"version":1,"counts":{compact(counts)},"jobs":[')
+    batch: list[str] = []
+    separator = "\n"
+    for job in jobs:
+        batch.append(separator + compact(job))
+        separator = ",\n"
+        if len(batch) >= 1000:
+            out.write("".join(batch))
+            batch.clear()
+    out.write("".join(batch) + ("\n]}\n" if separator != "\n" else "]}\n"))
 
 
 def show_text(details: dict[str, Any]) -> str:

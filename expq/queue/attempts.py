@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from enum import Enum
 from typing import Any
 
-from expq._fs import atomic_write, ensure_dir
+from expq._fs import atomic_write, ensure_dir, make_dir
 from expq.queue.paths import RunPaths
 
 __all__ = ["Outcome", "Attempt", "finish_attempt", "read_attempts", "failures",
@@ -85,7 +85,12 @@ def finish_attempt(run: RunPaths, attempt: Attempt, **changes: Any) -> Attempt:
     """Record how an attempt ended and return the updated record. (While it runs, its record is
     its lease: one file fewer per job.)"""
     ended = replace(attempt, **changes)
-    ensure_dir(run.attempts)
+    try:  # one syscall on the common path (the first attempt's end), not ensure_dir's three
+        make_dir(run.attempts)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        ensure_dir(run.attempts)
     atomic_write(run.attempt(ended.number), json.dumps(ended.to_dict(), separators=(",", ":")), durable=False)
     return ended
 

@@ -1,19 +1,26 @@
 """Claiming: hand each pending job to exactly one of any number of concurrent workers.
 
-The claim is the rename ``pending/<prio>-<id>.json -> running/<id>-<token>.json``; whoever's rename
-succeeds owns the job, and the fresh token names this claim in every later move (see ``QueuePaths``). Specs never change once queued, so the claimer caches parsed specs and the sorted
-listing (refreshed when used up or older than ``relist_interval``): a worker draining thousands of
-jobs does not list and parse the whole queue for each one.
+The claim is the rename ``pending/<bucket>/<prio>/<id>.json -> running/<id>-<token>.json``; whoever's
+rename succeeds owns the job, and the fresh token names this claim in every later move (see
+``QueuePaths``). A worker lists only the buckets it can serve, never ``after/`` (jobs waiting for
+dependencies, see ``dependents``), and lists again only when the change signal moved (a submit, a
+requeue, a promotion) or ``relist_interval`` passed: a claim costs the same behind 100 or 100,000
+jobs it cannot run. Specs never change once queued, so parsed specs are kept between claims.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from expq._fs import ensure_dir
 from expq.errors import ExpqError, InputError
+from expq.queue.paths import AFTER
 from expq.queue.result import Result
 from expq.queue.security import check_spec_owner
 from expq.queue.spec import JobSpec
@@ -55,57 +62,101 @@ def dependency_block(queue: JobQueue, spec: JobSpec, highest_id: int | None = No
 
 
 class Claimer:
-    """Picks the next runnable job in schedule order (priority, then id) and claims it."""
+    """Picks the next runnable job in schedule order (priority, then id) and claims it.
 
-    def __init__(self, queue: JobQueue, relist_interval: float = 0.5) -> None:
+    Each bucket is a queue in schedule order and a claim looks at the head of each: a job this worker
+    cannot place now (its GPUs are taken) blocks its bucket for this pass, so jobs of one shape cost
+    one look per pass, however many wait.
+    """
+
+    def __init__(self, queue: JobQueue, relist_interval: float = 30.0,
+                 serves: Callable[[str], bool] | None = None) -> None:
+        """``serves(bucket)`` says whether this worker could run a bucket's jobs at all (a CPU-only
+        worker never lists GPU jobs); ``relist_interval`` is the safety net for a change signal
+        missed through a shared filesystem's attribute cache."""
         self.queue = queue
         self.relist_interval = relist_interval
-        self._names: list[str] = []
+        self.serves = serves
+        self._heads: dict[str, deque[str]] = {}
+        self._signal: int | None = None
         self._listed_at = float("-inf")
         self._specs: dict[str, JobSpec] = {}
         self.passed_over: list[JobSpec] = []
 
     def claim(self, reserve: Callable[[JobSpec], R | None], release: Callable[[R], None]) -> Claim[R] | None:
-        """Claim the first pending job whose dependencies are done and for which ``reserve`` returns a
-        reservation (GPUs, a slot), or None; ``passed_over`` then lists the jobs that may run later.
+        """Claim the first pending job (of the buckets this worker serves) for which ``reserve``
+        returns a reservation (GPUs, a slot), or None; ``passed_over`` then lists, one per bucket,
+        the jobs that may run later.
 
-        Jobs whose dependency failed or was cancelled are cancelled on the way, with the reason;
-        malformed or untrusted specs are moved aside.
+        Malformed or untrusted specs are moved aside; a job whose dependency failed meanwhile (it was
+        requeued) is cancelled with the reason, one whose dependency runs again waits in ``after/``.
         """
-        now = time.monotonic()
-        if not self._names or now - self._listed_at > self.relist_interval:
-            self._names = self.queue.list_names(State.PENDING)
-            self._listed_at = now
-            listed = set(self._names)
-            self._specs = {n: s for n, s in self._specs.items() if n in listed}
+        signal = self._signal_now()
+        if signal != self._signal or time.monotonic() - self._listed_at >= self.relist_interval:
+            self._relist(signal)
         self.passed_over = []
-        highest: int | None = None
-        index = 0
-        # No copy of the listing per claim (it may hold 100,000 names). A name that is forgotten
-        # leaves the list, so the next one moves to the same index.
-        while index < len(self._names):
-            name = self._names[index]
-            spec = self._spec(name)
-            if spec is None:
+        blocked: set[str] = set()
+        while (head := self._best_head(blocked)) is not None:
+            bucket, spec = head
+            block = dependency_block(self.queue, spec) if spec.after else None
+            if block is not None:
+                self._drop(bucket)
+                self._settle_dependency(spec, block)
                 continue
-            block = dependency_block(self.queue, spec, highest)
-            if block is not None and block[0] == "wait" and highest is None:
-                highest = self._highest_id()  # read once per pass, only when some job waits
-                block = dependency_block(self.queue, spec, highest)
-            if block is not None and block[0] != "wait":
-                self._cancel_for_dependency(name, spec, block[1], block[0])
-                continue
-            reservation = reserve(spec) if block is None else None
+            reservation = reserve(spec)
             if reservation is None:
                 self.passed_over.append(spec)
-                index += 1
+                blocked.add(bucket)
                 continue
-            self._forget(name)
+            self._drop(bucket)
             token = new_claim_token()
             if self.queue.move(spec, State.PENDING, State.RUNNING, claim=token):
                 return Claim(spec, reservation, token)
             release(reservation)
         return None
+
+    def _signal_now(self) -> int | None:
+        try:
+            return os.stat(self.queue.paths.changed).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _relist(self, signal: int | None) -> None:
+        """List the served buckets again (the signal is read first: a change after it is seen next
+        time); finish promotions a killed promoter left, and adopt format-1 files an old submit wrote."""
+        from expq.queue.dependents import promote_all
+        from expq.queue.layout import migrate_flat_pending
+
+        self._signal, self._listed_at = signal, time.monotonic()
+        if any(name.endswith(".json") for name in os.listdir(self.queue.paths.state_dir(State.PENDING))):
+            migrate_flat_pending(self.queue)
+        promote_all(self.queue, self._highest_id)
+        heads: dict[str, deque[str]] = {}
+        for name in self.queue.pending_names(self._accepts):
+            heads.setdefault(name.partition("/")[0], deque()).append(name)
+        self._heads = heads
+        first = {names[0] for names in heads.values()}
+        self._specs = {name: spec for name, spec in self._specs.items() if name in first}
+
+    def _accepts(self, bucket: str) -> bool:
+        return bucket != AFTER and (self.serves is None or self.serves(bucket))
+
+    def _best_head(self, blocked: set[str]) -> tuple[str, JobSpec] | None:
+        """The bucket whose first readable job comes first in schedule order, and that job."""
+        best: tuple[str, str] | None = None
+        for bucket, names in self._heads.items():
+            if bucket in blocked:
+                continue
+            while names and self._spec(names[0]) is None:
+                names.popleft()
+            if names and (best is None or names[0].partition("/")[2] < best[0]):
+                best = names[0].partition("/")[2], bucket
+        if best is None:
+            return None
+        return best[1], self._specs[self._heads[best[1]][0]]
+
+    def _drop(self, bucket: str) -> None:
+        self._specs.pop(self._heads[bucket].popleft(), None)
 
     def _highest_id(self) -> int | None:
         from expq.queue.ids import last_id  # lazily: filelock costs `expq status` 75 ms at start-up
@@ -115,11 +166,6 @@ class Claimer:
         except (OSError, ValueError, ExpqError):  # a damaged counter: unknown ids are then only waited on
             return None
 
-    def _forget(self, name: str) -> None:
-        self._specs.pop(name, None)
-        if name in self._names:
-            self._names.remove(name)
-
     def _spec(self, name: str) -> JobSpec | None:
         cached = self._specs.get(name)
         if cached is not None:
@@ -128,31 +174,35 @@ class Claimer:
         try:
             raw, info = read_queue_file(path)
         except FileNotFoundError:
-            self._forget(name)
             return None
         except InputError as exc:
-            self._reject(name, str(exc))
+            self.queue.reject(State.PENDING, name, str(exc))
             return None
         reason = check_spec_owner(path, info)
         if reason is not None:
-            self._reject(name, reason)
+            self.queue.reject(State.PENDING, name, reason)
             return None
         try:
             spec = JobSpec.from_json(raw)
             check_file_name(name, spec, State.PENDING)
         except InputError as exc:
-            self._reject(name, str(exc))
+            self.queue.reject(State.PENDING, name, str(exc))
             return None
         self._specs[name] = spec
         return spec
 
-    def _reject(self, name: str, reason: str) -> None:
-        self.queue.reject(State.PENDING, name, reason)
-        self._forget(name)
+    def _settle_dependency(self, spec: JobSpec, block: tuple[str, int]) -> None:
+        """A requeued job whose dependency is not done: it waits in ``after/`` again, or is cancelled."""
+        from expq.queue.dependents import index_dependents
 
-    def _cancel_for_dependency(self, name: str, spec: JobSpec, dep: int, why: str) -> None:
-        self._forget(name)
+        if block[0] == "wait":
+            index_dependents(self.queue.paths, [spec])
+            target = self.queue.paths.pending_file(spec, waiting=True)
+            ensure_dir(target.parent)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.queue.paths.pending_file(spec), target)
+            return
         if self.queue.move(spec, State.PENDING, State.CANCELLED):
-            what = "does not exist" if why == "unknown" else str(self.queue.state_of(dep))
-            self.queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, f"dependency {dep} {what}",
+            what = "does not exist" if block[0] == "unknown" else str(self.queue.state_of(block[1]))
+            self.queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, f"dependency {block[1]} {what}",
                                                               0, time.time()))

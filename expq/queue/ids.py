@@ -51,6 +51,8 @@ def highest_id_in_queue(paths: QueuePaths) -> int:
             names = [entry.name]
             if folder == paths.incoming and entry.is_dir(follow_symlinks=False):
                 names = os.listdir(entry.path)  # a submit's batch
+            elif folder == paths.state_dir(State.PENDING) and entry.is_dir(follow_symlinks=False):
+                names = [name for _, _, files in os.walk(entry.path) for name in files]  # a bucket
             for name in names:
                 try:
                     highest = max(highest, job_id_of(name.removesuffix(".reason") + ".json"

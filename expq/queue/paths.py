@@ -18,20 +18,26 @@ from expq.contract import (
     STDOUT_LOG,
     resolve_root,
 )
-from expq.queue.spec import MAX_PRIORITY
+from expq.queue.spec import MAX_PRIORITY, JobSpec
 from expq.queue.states import State
 
-__all__ = ["QueuePaths", "RunPaths", "resolve_root", "job_id_of", "claim_of"]
+__all__ = ["QueuePaths", "RunPaths", "resolve_root", "job_id_of", "claim_of", "pending_bucket", "bucket_gpus",
+           "AFTER", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 2  # 1: pending/<prio>-<id>.json; 2: pending/<bucket>/<prio>/<id>.json, dependents/, changed
+AFTER = "after"  # the bucket of jobs whose dependencies have not all finished: no worker lists it
 
 
 def job_id_of(file_name: str) -> int:
-    """The job id in a queue file name: ``00000042.json`` (finished), ``09999-00000042.json``
-    (pending: inverted priority first) or ``00000042-1f3a9c0e.json`` (running: the claim token last).
+    """The job id in a queue file name: ``00000042.json`` (finished), ``cpu/09999/00000042.json``
+    (pending: its bucket and inverted priority first), ``00000042-1f3a9c0e.json`` (running: the
+    claim token last) or ``09999-00000042.json`` (pending in format 1, before buckets).
 
     Raises:
         ValueError: the name is not a queue file name.
     """
-    stem = file_name[:-5] if file_name.endswith(".json") else ""
+    base = file_name.rpartition("/")[2]
+    stem = base[:-5] if base.endswith(".json") else ""
     first, dash, second = stem.partition("-")
     if not dash:
         return _digits(first)
@@ -39,10 +45,30 @@ def job_id_of(file_name: str) -> int:
 
 
 def claim_of(file_name: str) -> str:
-    """The claim token of a running job's file name (``""`` for a name from before tokens)."""
+    """The claim token of a running job's file name (``""`` for any other name)."""
+    if "/" in file_name:
+        return ""
     stem = file_name[:-5] if file_name.endswith(".json") else file_name
     first, _, token = stem.partition("-")
     return "" if len(first) == _PRIORITY_WIDTH else token
+
+
+def pending_bucket(spec: JobSpec) -> str:
+    """The folder of ``pending/`` a runnable job waits in: what decides which workers can take it
+    (``cpu``, ``gpu2``, ``gpu1-m6144`` for 6 GiB of GPU memory each), so a worker lists only what
+    it could run."""
+    if spec.gpus == 0:
+        return "cpu"
+    return f"gpu{spec.gpus}" if spec.gpu_mem is None else f"gpu{spec.gpus}-m{-(-spec.gpu_mem // (1 << 20))}"
+
+
+def bucket_gpus(bucket: str) -> int | None:
+    """How many GPUs the jobs of a bucket need (None for ``after`` or a name that is not a bucket)."""
+    if bucket == "cpu":
+        return 0
+    head = bucket.partition("-")[0]
+    digits = head[3:]
+    return int(digits) if head.startswith("gpu") and digits.isascii() and digits.isdigit() else None
 
 
 def _digits(text: str) -> int:
@@ -116,6 +142,24 @@ class QueuePaths:
         return self.queue / "stop"
 
     @cached_property
+    def dependents(self) -> Path:
+        """``dependents/<dep>/<id>``: job ``id`` waits in ``pending/after/`` for job ``dep`` to end."""
+        return self.queue / "dependents"
+
+    def dependents_of(self, job_id: int) -> Path:
+        return self.dependents / f"{job_id:08d}"
+
+    @cached_property
+    def changed(self) -> Path:
+        """Its mtime moves whenever jobs become claimable (a submit, a requeue, a promotion): the one
+        stat by which workers learn that their listing of ``pending/`` is out of date."""
+        return self.queue / "changed"
+
+    @cached_property
+    def format_file(self) -> Path:
+        return self.queue / "format"
+
+    @cached_property
     def id_counter(self) -> Path:
         return self.queue / "next_id"
 
@@ -126,24 +170,30 @@ class QueuePaths:
     def all_dirs(self) -> list[Path]:
         states = [self.state_dir(s) for s in State]
         return [self.queue, *states, self.incoming, self.leases, self.workers, self.cancel_requests,
-                self.rejected, self.experiments]
+                self.rejected, self.dependents, self.experiments]
 
     @staticmethod
-    def file_name(state: State, job_id: int, priority: int = 0, claim: str = "") -> str:
-        """Pending names start with an inverted priority, so sorting the listing gives the schedule.
+    def file_name(state: State, job_id: int, priority: int = 0, claim: str = "", bucket: str = "cpu") -> str:
+        """Pending names are ``<bucket>/<inverted priority>/<id>.json``: sorting by the last two
+        parts gives the schedule, and a lookup by id costs one stat per bucket and priority in use.
 
         A running job's name ends in the token of the claim that moved it there: every later move of
         it (finish, recovery) renames that exact name, so an actor acting on a claim that has since
         ended (a stalled worker, a second reaper) finds nothing to move instead of another claim.
         """
         if state is State.PENDING:
-            return f"{MAX_PRIORITY - priority:0{_PRIORITY_WIDTH}d}-{job_id:08d}.json"
+            return f"{bucket}/{MAX_PRIORITY - priority:0{_PRIORITY_WIDTH}d}/{job_id:08d}.json"
         if state is State.RUNNING and claim:
             return f"{job_id:08d}-{claim}.json"
         return f"{job_id:08d}.json"
 
-    def job_file(self, state: State, job_id: int, priority: int = 0, claim: str = "") -> Path:
-        return self.state_dir(state) / self.file_name(state, job_id, priority, claim)
+    def job_file(self, state: State, job_id: int, priority: int = 0, claim: str = "", bucket: str = "cpu") -> Path:
+        return self.state_dir(state) / self.file_name(state, job_id, priority, claim, bucket)
+
+    def pending_file(self, spec: JobSpec, waiting: bool = False) -> Path:
+        """Where a pending job is: in its bucket, or in ``after/`` while it waits for dependencies."""
+        bucket = AFTER if waiting else pending_bucket(spec)
+        return self.job_file(State.PENDING, spec.id, spec.priority, bucket=bucket)
 
     def lease_file(self, job_id: int, claim: str = "") -> Path:
         """The lease of one claim; it is created before the job's child starts and removed when the

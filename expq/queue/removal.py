@@ -109,19 +109,19 @@ def _age_stamp(victim: Victim) -> float:
 
 
 def _check_dependents(queue: JobQueue, removing: set[int]) -> None:
-    if not removing:
-        return
-    for name in queue.list_names(State.PENDING):
+    """Refuse to remove a job that a pending job still waits for (found through the dependents index,
+    never by reading the pending specs)."""
+    for job in sorted(removing):
         try:
-            spec = queue.read(State.PENDING, name)
-        except (OSError, InputError):
+            names = sorted(os.listdir(queue.paths.dependents_of(job)))
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        if spec.id in removing:
-            continue
-        waited = [dep for dep in spec.after if dep in removing]
-        if waited:
-            raise InputError(f"cannot remove job {waited[0]}: pending job {spec.id} waits for it "
-                             f"(remove or cancel job {spec.id} too)")
+        for name in names:
+            if not (name.isascii() and name.isdigit()) or int(name) in removing:
+                continue
+            if queue.state_of(int(name)) is State.PENDING:
+                raise InputError(f"cannot remove job {job}: pending job {int(name)} waits for it "
+                                 f"(remove or cancel job {int(name)} too)")
 
 
 def remove(queue: JobQueue, victims: Iterable[Victim], keep_files: bool = False) -> tuple[list[int], list[int]]:

@@ -12,7 +12,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from expq._fs import (
@@ -26,14 +26,14 @@ from expq._fs import (
     write_file,
 )
 from expq.errors import InputError, InsecureQueue, NotFound
-from expq.queue.paths import QueuePaths, claim_of, job_id_of, resolve_root
+from expq.queue.paths import AFTER, FORMAT_VERSION, QueuePaths, claim_of, job_id_of, pending_bucket, resolve_root
 from expq.queue.result import Result, write_result
 from expq.queue.security import check_private_dir, private_problem
 from expq.queue.spec import JobSpec
 from expq.queue.states import State, check_transition
 from expq.queue.workers import this_host
 
-__all__ = ["JobQueue", "read_spec", "read_queue_file", "check_file_name", "MAX_SPEC_BYTES"]
+__all__ = ["JobQueue", "read_spec", "read_queue_file", "check_file_name", "signal_change", "MAX_SPEC_BYTES"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,29 @@ class JobQueue:
         return self.paths.state_dir(State.PENDING).is_dir()
 
     def create(self) -> JobQueue:
-        """Make every directory, not writable by group or others whatever the umask says."""
+        """Make every directory, not writable by group or others whatever the umask says, and bring
+        a root of an older format to this one (see ``upgrade``)."""
         for directory in self.paths.all_dirs():
             if not directory.is_dir():
                 ensure_dir(directory)  # made concurrently, or by the user: then check_secure judges it
+        self.upgrade()
         return self
+
+    def upgrade(self) -> None:
+        """Migrate a format-1 root in place (each pending spec renamed into its bucket: one rename
+        each, so a concurrent old worker's claim and this migration never both take a job), then
+        record the format; a root of a newer format is refused.
+
+        Raises:
+            NewerFormat: the root was written by a newer expq.
+        """
+        from expq.queue.layout import check_format, migrate_flat_pending
+
+        if check_format(self.paths):
+            return
+        ensure_dir(self.paths.dependents)
+        migrate_flat_pending(self)
+        atomic_write(self.paths.format_file, f"{FORMAT_VERSION}\n", durable=False)
 
     def check_secure(self) -> None:
         """Raises InsecureQueue when another user could place or change what workers run, or a folder
@@ -73,6 +91,7 @@ class JobQueue:
         """Raises NotFound when the root holds no queue yet."""
         if not self.exists():
             raise NotFound("queue", f"{self.root} (submit a job first, or pass --root)")
+        self.upgrade()
         return self
 
     # -- submitting -------------------------------------------------------------------------
@@ -86,18 +105,23 @@ class JobQueue:
         measured difference on a 10,000-job sweep is in docs/). What a crashed submit left in
         ``incoming/`` is removed by the next one.
         """
+        from expq.queue.dependents import index_dependents, promote_dependents, unfinished
+
         specs = list(specs)
         self._remove_abandoned_batches()
         batch = os.fspath(self.paths.incoming / _batch_name())
         ensure_dir(Path(batch))
-        pending = os.fspath(self.paths.state_dir(State.PENDING))
+        waiting = unfinished(self.paths, specs)  # jobs with a dependency not yet ended wait in after/
+        targets = [self.paths.pending_file(spec, spec.id in waiting) for spec in specs]
+        for folder in {target.parent for target in targets}:
+            ensure_dir(folder)
         # strings, not Paths: these loops run 10,000 times
-        staged = [(f"{batch}/{spec.id:08d}.json", f"{pending}/{QueuePaths.file_name(State.PENDING, spec.id, spec.priority)}")
-                  for spec in specs]
+        staged = [(f"{batch}/{spec.id:08d}.json", os.fspath(target)) for spec, target in zip(specs, targets)]
         moved = 0
         try:
             for spec, (tmp, _) in zip(specs, staged):
                 write_file(tmp, spec.to_json(), exclusive=True)
+            index_dependents(self.paths, [spec for spec in specs if spec.id in waiting])
             for tmp, target in staged:
                 os.rename(tmp, target)
                 moved += 1
@@ -108,6 +132,9 @@ class JobQueue:
             raise
         os.rmdir(batch)
         sync_filesystem(self.paths.queue)
+        signal_change(self.paths)
+        for dep in {dep for spec in specs if spec.id in waiting for dep in spec.after}:
+            promote_dependents(self, dep)  # a dependency that ended while this submit ran
         return [spec.id for spec in specs]
 
     def _remove_abandoned_batches(self) -> None:
@@ -129,11 +156,41 @@ class JobQueue:
     # -- looking up -------------------------------------------------------------------------
 
     def list_names(self, state: State) -> list[str]:
-        """Queue file names in ``state``, sorted: for pending, that is the order jobs are claimed in."""
+        """Queue file names in ``state``, sorted: for pending (``<bucket>/<priority>/<id>.json``,
+        relative to ``pending/``), that is the order jobs are claimed in."""
+        if state is State.PENDING:
+            return self.pending_names()
         names = [n for n in os.listdir(self.paths.state_dir(state)) if n.endswith(".json")]
         names.sort()
         return names
 
+    def pending_names(self, buckets: Callable[[str], bool] | None = None) -> list[str]:
+        """Pending names in schedule order (priority, then id), of every bucket or of those
+        ``buckets`` accepts: a worker never lists jobs it cannot run."""
+        keyed = []
+        for folder, prefix in self.pending_folders(buckets):
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            priority = prefix.split("/")[1]
+            keyed += [(priority, name, f"{prefix}{name}") for name in names if name.endswith(".json")]
+        keyed.sort()
+        return [name for _, _, name in keyed]
+
+    def pending_folders(self, buckets: Callable[[str], bool] | None = None) -> list[tuple[str, str]]:
+        """Each ``pending/<bucket>/<priority>`` folder (of the accepted buckets) and its name prefix."""
+        top = os.fspath(self.paths.state_dir(State.PENDING))
+        folders = []
+        for bucket in os.listdir(top):
+            if bucket.endswith(".json") or (buckets is not None and not buckets(bucket)):
+                continue
+            try:
+                priorities = os.listdir(f"{top}/{bucket}")
+            except (FileNotFoundError, NotADirectoryError):  # a format-1 file, migrated by upgrade()
+                continue
+            folders += [(f"{top}/{bucket}/{p}", f"{bucket}/{p}/") for p in priorities]
+        return folders
     def list_ids(self, state: State) -> list[int]:
         return sorted(_ids_of(self.list_names(state)))
 
@@ -146,26 +203,32 @@ class JobQueue:
         return self.locate_many([job_id]).get(job_id)
 
     def locate_many(self, job_ids: Iterable[int]) -> dict[int, tuple[State, Path]]:
-        """Where each of these jobs is now, for as many ids as asked with one listing of pending and
-        one of running (``cancel`` of 20,000 ids must not list the queue 20,000 times)."""
+        """Where each of these jobs is now: a stat per finished state, one listing of running (at most
+        the workers' slots), a stat per pending bucket and priority in use; pending is never listed."""
         wanted = set(job_ids)
         found: dict[int, tuple[State, Path]] = {}
-        for state in (State.DONE, State.FAILED, State.CANCELLED):
-            for job_id in wanted - found.keys():
-                path = self.paths.job_file(state, job_id)
+        # In the order jobs move (pending, running, finished): a job moving on meanwhile is found later.
+        folders = self.pending_folders()
+        for job_id in wanted:  # a stat per bucket and priority in use: no listing
+            for folder, _ in folders:
+                path = Path(f"{folder}/{job_id:08d}.json")
                 if path.exists():
-                    found[job_id] = state, path
-        for state in (State.RUNNING, State.PENDING):
-            if not wanted - found.keys():
-                break
-            directory = self.paths.state_dir(state)
+                    found[job_id] = State.PENDING, path
+                    break
+        if wanted - found.keys():
+            directory = self.paths.state_dir(State.RUNNING)
             for name in os.listdir(directory):
                 try:
                     job_id = job_id_of(name)
                 except ValueError:
                     continue
                 if job_id in wanted and job_id not in found:
-                    found[job_id] = state, directory / name
+                    found[job_id] = State.RUNNING, directory / name
+        for state in (State.DONE, State.FAILED, State.CANCELLED):
+            for job_id in wanted - found.keys():
+                path = self.paths.job_file(state, job_id)
+                if path.exists():
+                    found[job_id] = state, path
         return found
 
     def state_of(self, job_id: int) -> State | None:
@@ -196,7 +259,7 @@ class JobQueue:
 
     # -- transitions ------------------------------------------------------------------------
 
-    def move(self, spec: JobSpec, source: State, target: State, claim: str = "") -> bool:
+    def move(self, spec: JobSpec, source: State, target: State, claim: str = "", cascade: bool = True) -> bool:
         """Move a job between states; False when it was not in ``source`` (another process won).
 
         ``claim`` names the claim a running job is under: moving it into running gives it that
@@ -206,22 +269,43 @@ class JobQueue:
             InvalidTransition: the state table does not allow ``source -> target``.
         """
         check_transition(spec.id, source, target)
-        try:
-            os.rename(self.paths.job_file(source, spec.id, spec.priority, claim),
-                      self.paths.job_file(target, spec.id, spec.priority, claim))
-        except FileNotFoundError:
-            return False
-        return True
+        if source is State.PENDING:  # runnable in its bucket, or waiting for dependencies in after/
+            sources = [self.paths.pending_file(spec), self.paths.pending_file(spec, waiting=True)]
+        else:
+            sources = [self.paths.job_file(source, spec.id, spec.priority, claim)]
+        destination = (self.paths.pending_file(spec) if target is State.PENDING
+                       else self.paths.job_file(target, spec.id, spec.priority, claim))
+        if target is State.PENDING:
+            ensure_dir(destination.parent)
+        for path in sources:
+            try:
+                os.rename(path, destination)
+            except FileNotFoundError:
+                continue
+            self._moved(spec, target, cascade)
+            return True
+        return False
+
+    def _moved(self, spec: JobSpec, target: State, cascade: bool) -> None:
+        """What a transition sets off: workers learn of a job they can claim; a job that ended lets
+        the jobs waiting for it go on (one stat when none does; ``cascade=False`` for the promoter's
+        own moves, which keeps its worklist)."""
+        if target is State.PENDING:
+            signal_change(self.paths)
+        elif cascade and target in (State.DONE, State.FAILED, State.CANCELLED) and self.paths.dependents_of(spec.id).exists():
+            from expq.queue.dependents import promote_dependents
+
+            promote_dependents(self, spec.id)
 
     def reject(self, state: State, name: str, reason: str) -> None:
         """Move a malformed or untrusted spec aside with its reason, so workers go on without it."""
-        target = self.paths.rejected / name
+        target = self.paths.rejected / name.rpartition("/")[2]
         try:
             os.rename(self.paths.state_dir(state) / name, target)
         except FileNotFoundError:
             return
         except OSError:  # e.g. a directory named like a spec where rejected/ holds one already
-            target = self.paths.rejected / f"{name}.{uuid.uuid4().hex[:8]}"
+            target = self.paths.rejected / f"{name.rpartition('/')[2]}.{uuid.uuid4().hex[:8]}"
             os.rename(self.paths.state_dir(state) / name, target)
         reason_file = target.with_suffix(".reason") if target.suffix == ".json" else target.with_name(target.name + ".reason")
         atomic_write(reason_file, reason + "\n", durable=False)
@@ -292,12 +376,19 @@ def read_spec(path: Path) -> JobSpec:
     """
     raw, _ = read_queue_file(path)
     spec = JobSpec.from_json(raw)
-    try:
-        state: State | None = State(path.parent.name)
-    except ValueError:  # rejected/, incoming/: only the id is in the name
-        state = None
-    check_file_name(path.name, spec, state)
+    state, name = _state_and_name(path)
+    check_file_name(name, spec, state)
     return spec
+
+
+def _state_and_name(path: Path) -> tuple[State | None, str]:
+    """The state a queue file is in and its name there (rejected/, incoming/: None, the base name)."""
+    if len(path.parts) > 3 and path.parts[-4] == State.PENDING.value:
+        return State.PENDING, "/".join(path.parts[-3:])
+    try:
+        return State(path.parent.name), path.name
+    except ValueError:
+        return None, path.name
 
 
 def check_file_name(name: str, spec: JobSpec, state: State | None) -> None:
@@ -312,8 +403,23 @@ def check_file_name(name: str, spec: JobSpec, state: State | None) -> None:
         raise InputError(f"{name} is not a queue file name") from None
     if named != spec.id:
         raise InputError(f"{name} holds the spec of job {spec.id}, not of job {named}")
-    if state is not None and name != QueuePaths.file_name(state, spec.id, spec.priority, claim_of(name)):
-        raise InputError(f"{name} does not match its spec (job {spec.id}, priority {spec.priority})")
+    if state is State.PENDING:
+        expected = {QueuePaths.file_name(state, spec.id, spec.priority, bucket=b) for b in (pending_bucket(spec), AFTER)}
+    else:
+        expected = set() if state is None else {QueuePaths.file_name(state, spec.id, spec.priority, claim_of(name))}
+    if state is not None and name not in expected:
+        raise InputError(f"{name} does not match its spec (job {spec.id}, priority {spec.priority}, "
+                         f"{spec.gpus} GPU(s))")
+
+
+def signal_change(paths: QueuePaths) -> None:
+    """Move the change signal: an exact timestamp from the fine clock, not the filesystem's coarse
+    one, so two changes within one tick still read as two."""
+    now = time.time_ns()
+    try:
+        os.utime(paths.changed, ns=(now, now))
+    except FileNotFoundError:
+        write_file(paths.changed, b"")
 
 
 def _ids_of(names: Iterable[str]) -> list[int]:

@@ -7,10 +7,11 @@ Where cgroup v2 is not mounted or not writable (most unprivileged accounts witho
 delegation), ``JobCgroups.open`` returns None and the worker falls back on process groups,
 descendants and the job's environment (see ``JobTree``).
 
-The move happens right after ``posix_spawn`` returns, before the new program has run far; a fork the
-child makes while the move is in progress waits for it and lands inside. A process forked before that
-moment would stay outside, which docs/worker.md says. A move costs the kernel an RCU grace period
-(about 2 ms here); removals, which may have to wait for the last processes to die, run on a thread.
+The move is queued right after ``posix_spawn`` returns and runs on a thread of its own (it costs the
+kernel an RCU grace period, about 2 ms here), within a few milliseconds of the exec; a fork the child
+makes while the move is in progress waits for it and lands inside. A process forked before that
+moment, by a job that starts a daemon at once, would stay outside, which docs/worker.md says.
+Removals, which may have to wait for the last processes to die, run on the same thread, in order.
 """
 from __future__ import annotations
 
@@ -77,14 +78,15 @@ class JobCgroups:
     def path(self, job_id: int, attempt: int) -> Path:
         return self.base / f"job-{job_id}-{attempt}"
 
-    def add(self, job_id: int, attempt: int, pid: int) -> Path | None:
-        """Create the job's cgroup and move its child into it, now: a worker killed right after the
-        spawn must leave a child that whoever recovers the job can find. None when that fails."""
+    def add(self, job_id: int, attempt: int, pid: int) -> Path:
+        """Queue the creation of the job's cgroup and the move of its child into it; returns its path.
+
+        The move costs the kernel an RCU grace period (about 2 ms here), so it runs on the thread and
+        the worker starts the next job meanwhile. A kill before the move is done reaches the child by
+        its process group and environment, as without cgroups; so does the recovery of a worker killed
+        in between (see ``lost``)."""
         path = self.path(job_id, attempt)
-        try:
-            _enter(path, pid)
-        except OSError:
-            return None
+        self._ops.put(lambda: _enter(path, pid))
         return path
 
     def discard(self, path: Path) -> None:
@@ -141,9 +143,14 @@ def pids(path: Path) -> list[int]:
 
 
 def kill(path: Path) -> None:
-    """SIGKILL every process of the cgroup, descendants included, in one write."""
+    """SIGKILL every process of the cgroup, descendants included, in one write (three syscalls: this
+    runs at the end of every job)."""
     with contextlib.suppress(OSError):
-        (path / "cgroup.kill").write_text("1")
+        fd = os.open(f"{path}/cgroup.kill", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"1")
+        finally:
+            os.close(fd)
 
 
 def remove(path: Path) -> bool:

@@ -23,6 +23,7 @@ from expq.errors import InsecureQueue
 from expq.queue.attempts import Outcome
 from expq.queue.claim import Claim, Claimer
 from expq.queue.lease import HeartbeatWatch, Lease, read_lease
+from expq.queue.paths import AFTER, bucket_gpus, job_id_of
 from expq.queue.reaper import judge, recover, running_jobs
 from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
@@ -108,7 +109,7 @@ class Worker:
         self.locks = GpuLocks(options.gpus, options.lock_dir)
         self.placer = Placer(options.gpus, self.locks, options.gpu_policy, str(queue.root))
         self.gpu_sampler = GpuSampler(self.placer, self.queue.paths.gpu_reasons_file(self.who.worker_id))
-        self.claimer = Claimer(queue)
+        self.claimer = Claimer(queue, serves=self._serves)
         self.watch = HeartbeatWatch(options.lease_timeout)
         self.jobs: dict[int, RunningJob] = {}
         self.base_env = dict(os.environ)  # copied once: rebuilding it per job costs ~0.1 ms
@@ -119,6 +120,7 @@ class Worker:
         self._next_heartbeat = 0.0
         self._idle = False
         self._unleased_since: dict[str, float] = {}  # running claims seen without a lease, by local clock
+        self._leases: dict[tuple[int, str], Lease] = {}  # leases read by earlier scans, by (job, claim)
         self._awaiting_recovery = False  # a claim without a lease that the reaper will requeue
         self.paused: str | None = None  # why claiming stopped (a full disk, a broken queue folder)
         self._paused_by_disk = False
@@ -180,15 +182,16 @@ class Worker:
         return 0
 
     def _log_left_behind(self) -> None:
-        """A draining worker leaves jobs it can never run pending: say which and why."""
+        """A draining worker leaves jobs it can never run pending: say which and why (the buckets it
+        does not serve are listed here, once, by name: their specs are never read)."""
         gpus = len(self.options.gpus)
-        for spec in self.claimer.passed_over[:20]:
-            if spec.gpus > gpus:
-                log.warning("job %d stays pending: it needs %d GPU(s), this worker has %d", spec.id, spec.gpus, gpus)
-            elif not self.placer.possible(spec):
+        unserved = self.queue.pending_names(lambda bucket: bucket != AFTER and not self._serves(bucket))
+        for name in unserved[:20]:
+            log.warning("job %d stays pending: it needs %s GPU(s), this worker has %d", job_id_of(name),
+                        bucket_gpus(name.partition("/")[0]), gpus)
+        for spec in self.claimer.passed_over[: max(0, 20 - len(unserved))]:
+            if not self.placer.possible(spec):
                 log.warning("job %d stays pending: no GPU of this worker has the memory it asks for", spec.id)
-            elif spec.after:
-                log.warning("job %d stays pending: it waits for job(s) %s", spec.id, ",".join(map(str, spec.after)))
 
     def step(self, now: float) -> bool:
         """One iteration; False once the worker should exit."""
@@ -236,11 +239,25 @@ class Worker:
         while self.paused is None and len(self.jobs) < self.options.slot_count and not self._max_reached():
             claimed = self.claimer.claim(lambda spec: self._reserve(spec, now), self.locks.release)
             if claimed is None:
-                self._idle = not any(self.placer.possible(spec) for spec in self.claimer.passed_over)
+                self._idle = (not any(self.placer.possible(spec) for spec in self.claimer.passed_over)
+                              and not (self.options.drain and self._jobs_wait_for_dependencies()))
                 break
             self._idle = False
             self._start(claimed, now)
         self.gpu_sampler.publish_reasons(self.placer.reasons)
+
+    def _serves(self, bucket: str) -> bool:
+        """Whether this worker could ever run the jobs of a pending bucket (it has enough GPUs)."""
+        gpus = bucket_gpus(bucket)
+        return gpus is not None and gpus <= len(self.options.gpus)
+
+    def _jobs_wait_for_dependencies(self) -> bool:
+        """A draining worker stays while jobs wait for dependencies: they may become its to run."""
+        after = self.queue.paths.state_dir(State.PENDING) / AFTER
+        try:
+            return any(os.listdir(after / priority) for priority in os.listdir(after))
+        except OSError:
+            return False
 
     def _max_reached(self) -> bool:
         return self.options.max_jobs is not None and self.started >= self.options.max_jobs
@@ -478,8 +495,9 @@ class Worker:
         reaping = self.reaper.is_mine(lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now))
         if not reaping and not self.options.drain:
             return
-        jobs = running_jobs(self.queue, lambda job_id, claim: read_lease(self.queue.paths, job_id, claim),
-                            lambda name: self._unleased_since.setdefault(name, now))
+        jobs = running_jobs(self.queue, self._lease_of, lambda name: self._unleased_since.setdefault(name, now))
+        self._leases = {key: lease for key, lease in self._leases.items() if (key[0], key[1]) in
+                        {(job.job_id, job.claim) for job in jobs}}
         unleased = {self.queue.paths.file_name(State.RUNNING, job.job_id, claim=job.claim)
                     for job in jobs if job.lease is None}
         self._unleased_since = {k: v for k, v in self._unleased_since.items() if k in unleased}
@@ -498,6 +516,16 @@ class Worker:
                 continue
             if state is not None:
                 log.warning("job %d: %s; now %s", verdict.job_id, verdict.reason, state.value)
+
+    def _lease_of(self, job_id: int, claim: str) -> Lease | None:
+        """A claim's lease, read once: a lease never changes while it exists (only its removal matters,
+        and ``recover`` checks that itself), so a scan reads only the leases it has not seen."""
+        lease = self._leases.get((job_id, claim))
+        if lease is None:
+            lease = read_lease(self.queue.paths, job_id, claim)
+            if lease is not None:
+                self._leases[job_id, claim] = lease
+        return lease
 
     def _kill_orphan(self, spec: JobSpec, lease: Lease) -> bool:
         """A dead or frozen worker's child may still run here; that attempt's processes, and only

@@ -132,7 +132,10 @@ def test_pending_reasons(queue: JobQueue) -> None:
     first, waits, small, big, orphan = add(queue, 5)
     for spec, changes in ((waits, {"after": (1,)}), (small, {"gpus": 2}), (big, {"gpus": 4}),
                           (orphan, {"after": (1,)})):
-        queue.paths.job_file(State.PENDING, spec.id).write_bytes(JobSpec.from_dict({**spec.to_dict(), **changes}).to_json())
+        changed = JobSpec.from_dict({**spec.to_dict(), **changes})
+        queue.paths.pending_file(spec).unlink()
+        queue.paths.pending_file(changed).parent.mkdir(parents=True, exist_ok=True)
+        queue.paths.pending_file(changed).write_bytes(changed.to_json())
     reasons = lambda: {r["id"]: r["reason"] for r in report.collect(queue, report.Query()).jobs}  # noqa: E731
     assert reasons() == {1: "no live worker", 2: "after 1", 3: "no live worker", 4: "no live worker",
                          5: "after 1"}

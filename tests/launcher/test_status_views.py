@@ -74,11 +74,11 @@ def test_an_experiments_default_view_is_bounded_like_the_queues(queue: JobQueue)
 
 def test_counting_an_experiment_survives_hostile_queue_files(queue: JobQueue) -> None:
     add(queue, 2, experiment="mine")
-    pending = queue.paths.state_dir(State.PENDING)
-    os.mkfifo(pending / "09999-00000007.json")  # nobody will ever write to it: must not be waited on
-    (pending / "09999-00000008.json").symlink_to("/dev/zero")
-    (pending / "09999-00000009.json").write_text("[" * 100_000)
-    (pending / "09999-00000010.json").write_text('{"experiment": "mine"}')  # claims the experiment: counted
+    pending = queue.paths.state_dir(State.PENDING) / "cpu" / "09999"
+    os.mkfifo(pending / "00000007.json")  # nobody will ever write to it: must not be waited on
+    (pending / "00000008.json").symlink_to("/dev/zero")
+    (pending / "00000009.json").write_text("[" * 100_000)
+    (pending / "00000010.json").write_text('{"experiment": "mine"}')  # claims the experiment: counted
     snap = report.collect(queue, report.Query(experiment="mine"))
     assert snap.counts["pending"] == 3 and [j["id"] for j in snap.jobs] == [1, 2]
 
@@ -182,7 +182,7 @@ def test_waiting_gives_the_reason_of_the_next_job(queue: JobQueue) -> None:
     finish(queue, second, State.FAILED, None)
     assert report.waiting(queue, [1, 2, 3], now=NOW) == report.Waiting(
         running=0, pending=1, reason="", ended={1: State.DONE, 2: State.FAILED})
-    queue.paths.job_file(State.PENDING, 3).unlink()  # removed from the queue (what `expq rm` does)
+    queue.paths.pending_file(third).unlink()  # removed from the queue (what `expq rm` does)
     assert report.waiting(queue, [1, 2, 3]).gone == (3,)
 
 

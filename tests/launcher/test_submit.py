@@ -58,8 +58,9 @@ def test_every_option_lands_in_the_spec(root: Path, capsys: pytest.CaptureFixtur
     assert (spec.experiment, spec.name, spec.run_dir) == ("mnist", "big", "experiments/mnist/2-big")
     assert (spec.gpus, spec.priority, spec.retries, spec.timeout, spec.after) == (2, -7, 3, 90.5, (1,))
     assert spec.env == {"WANDB_MODE": "offline", "EMPTY": ""} and spec.cwd == str(work)
-    # the file name carries the priority, so the sorted listing is the schedule: priority -7 runs last
-    assert JobQueue(root).list_names(State.PENDING) == ["09999-00000001.json", "10006-00000002.json"]
+    # the file name carries the priority, so the sorted listing is the schedule: priority -7 runs last;
+    # job 2 waits for job 1 in after/
+    assert JobQueue(root).list_names(State.PENDING) == ["cpu/09999/00000001.json", "after/10006/00000002.json"]
 
 
 def test_sweep_is_the_cartesian_product_first_key_slowest(root: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,7 +1,6 @@
 """Tests for expq.launcher.sweep: parsing --sweep, the product, run names."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -163,21 +162,13 @@ def test_expand_empty_values_and_too_many_points(raises_input) -> None:
         expand({}, [("a", big), ("b", big), ("c", big)])
 
 
-def test_expand_ten_thousand_points_is_fast() -> None:
+def test_expand_ten_thousand_points() -> None:  # its speed is measured in benchmarks/, never asserted
     base = {f"k{i}": {"x": i, "y": [i]} for i in range(30)}
     base["model"] = {"lr": 0.1, "opt": {"name": "adam"}}
     sweeps = [parse_sweep("model.lr=range(10)"), parse_sweep("model.opt.wd=range(10)"), parse_sweep("seed=range(100)")]
-    best = min(_timed(lambda: expand(base, sweeps)) for _ in range(3))
     points = expand(base, sweeps)
     assert len(points) == 10_000
     assert points[-1][1] == {"model.lr": 9, "model.opt.wd": 9, "seed": 99}
-    assert best < 0.1, f"expand took {best:.3f}s for 10,000 points"
-
-
-def _timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # --- run_name ------------------------------------------------------------------------------------

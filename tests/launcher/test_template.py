@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -192,12 +191,10 @@ def test_check_syntax_error_is_reported_even_without_configs(raises_input) -> No
         check(["{lr"], [])
 
 
-def test_render_all_ten_thousand_is_fast() -> None:
+def test_render_all_ten_thousand() -> None:  # its speed is measured in benchmarks/, never asserted
     configs = [cfg for cfg, _ in expand({"model": {"name": "m"}}, [parse_sweep("lr=range(100)"),
                                                                    parse_sweep("seed=range(100)")])]
     argv = ["python", "train.py", "--lr={lr}", "--seed={seed:03d}", "--name={model.name}", "--flag"]
-    start = time.perf_counter()
     commands = render_all(argv, configs)
-    elapsed = time.perf_counter() - start
+    assert len(commands) == 10_000
     assert commands[-1] == ["python", "train.py", "--lr=99", "--seed=099", "--name=m", "--flag"]
-    assert elapsed < 0.5, f"render_all took {elapsed:.3f}s for 10,000 configs"

@@ -12,8 +12,6 @@ import random
 import signal
 import time
 
-import pytest
-
 from expq.queue.states import State
 
 JOBS = int(os.environ.get("EXPQ_STORM_JOBS", "300"))

@@ -22,7 +22,7 @@ def test_malformed_spec_is_moved_aside_with_a_reason(cluster):
     rejected = cluster.queue.paths.rejected
     assert "not JSON" in (rejected / "00000-99999998.reason").read_text()
     assert "unknown keys surprise" in (rejected / "00000-99999999.reason").read_text()
-    assert not list(pending.iterdir())
+    assert not list(pending.rglob("*.json"))
 
 
 def test_worker_refuses_a_queue_others_can_write(cluster):
@@ -39,7 +39,7 @@ def test_worker_refuses_a_queue_others_can_write(cluster):
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
 def test_spec_owned_by_another_user_is_skipped(cluster):
     job_id = cluster.submit("--", "true")[0]
-    spec = next(cluster.queue.paths.state_dir(State.PENDING).iterdir())
+    spec = next(cluster.queue.paths.state_dir(State.PENDING).rglob("*.json"))
     os.chown(spec, 65534, 65534)
     cluster.drain("--gpus", "none")
     assert cluster.state(job_id) is None
