@@ -242,3 +242,18 @@ def test_integer_keys_become_strings_as_in_a_job_spec(tmp_path: Path) -> None:
     path.write_text("weights: {0: 1.0, 1: 2.5}\nlist: [{2: x}]\n")
     assert load_config_file(path) == {"weights": {"0": 1.0, "1": 2.5}, "list": [{"2": "x"}]}
     assert parse_set("w={0: a}") == ("w", {"0": "a"})
+
+
+@pytest.mark.parametrize("config", [{"i": 3}, {"seed": 1, "flag": True, "off_": False, "depth": -4, "big": 10**20},
+                                    {"yes": 1}, {"On": True}, {"lr": 0.1, "seed": 2}, {"name": "resnet"}, {}])
+def test_the_flat_fast_path_writes_what_the_dumper_writes_and_reads_back(tmp_path: Path, config: dict) -> None:
+    import yaml
+
+    from expq.config import _dumper_class
+
+    expected = yaml.dump(dict(config), Dumper=_dumper_class(), sort_keys=False, allow_unicode=True,
+                         default_flow_style=False)
+    assert dump_config(config) == expected
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config_file(path) == config

@@ -90,8 +90,14 @@ class JobCgroups:
         return path
 
     def discard(self, path: Path) -> None:
-        """Queue the removal of an ended job's cgroup (retried while its last processes die)."""
-        self._ops.put(lambda: _remove_when_empty(path))
+        """Queue the end of an ended job's cgroup: SIGKILL what its child left in it (a write that
+        costs about 0.3 ms, so not on the worker's path to its next job), then its removal (retried
+        while the last processes die)."""
+        def end() -> None:
+            kill(path)
+            _remove_when_empty(path)
+
+        self._ops.put(end)
 
     def close(self) -> None:
         """Finish the queued operations, then remove the worker's folder once its jobs' cgroups are gone."""

@@ -182,9 +182,8 @@ class JobTree:
         return False
 
     def kill_group(self) -> None:
-        """SIGKILL whatever is left in the job's process group and cgroup (one syscall each)."""
-        if self.cgroup is not None:
-            cgroup.kill(self.cgroup)
+        """SIGKILL whatever is left in the job's process group (one syscall); what is left in its
+        cgroup dies when the cgroup is discarded (``JobCgroups.discard``, on the cgroup thread)."""
         try:
             os.killpg(self.pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
