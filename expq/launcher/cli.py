@@ -127,7 +127,8 @@ def _register_builtin(sub: argparse._SubParsersAction) -> None:
                    help="run in the background (log in ROOT/queue/workers/ID.log); print the worker id")
     p.add_argument("--max-jobs", type=at_least_one, default=None, metavar="N", help="exit after N jobs")
     p.add_argument("--poll", type=positive_seconds, default=0.5, metavar="SECONDS",
-                   help="how often to look for jobs (default 0.5)")
+                   help="how often to look for jobs (default 0.5; an idle worker backs off to 2 s and "
+                        "is woken by a submit on this host)")
     p.add_argument("--heartbeat", type=positive_seconds, default=5.0, metavar="SECONDS",
                    help="how often to refresh this worker's heartbeat (default 5)")
     p.add_argument("--lease-timeout", type=positive_seconds, default=60.0, metavar="SECONDS",

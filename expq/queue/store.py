@@ -59,6 +59,8 @@ class JobQueue:
             if not directory.is_dir():
                 ensure_dir(directory)  # made concurrently, or by the user: then check_secure judges it
         self.upgrade()
+        if not self.paths.changed.exists():  # workers watch it: it exists from the start
+            signal_change(self.paths)
         return self
 
     def upgrade(self) -> None:

@@ -54,6 +54,7 @@ from expq.worker.job import (
 from expq.worker.lost import end_lost_attempt, lost_attempt_cgroup
 from expq.worker.placement import DEFAULT_FOREIGN_MEM, GpuPolicy, Placer
 from expq.worker.signals import SignalFlags
+from expq.worker.wakeup import ChangeWatch
 
 __all__ = ["Worker", "WorkerOptions", "identity"]
 
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after a child died of SIGTERM
 PROBE_INTERVAL = 1.0  # seconds between checks whether a full disk has space again
 PROBE_BYTES = 64 << 10  # what a probe must be able to write before claiming resumes
+MAX_IDLE_POLL = 2.0  # seconds between an idle worker's polls at most (the change signal wakes it sooner)
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ class Worker:
         self._dying_cgroups: list[Path] = []
         self.cgroups: JobCgroups | None = None
         self.reaper = HostReaper(options.lock_dir, self.who.host, queue.root, self.who.worker_id)
+        self.change_watch = ChangeWatch()
+        self._idle_polls = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class Worker:
         if fresh:
             log.info("created an empty queue at %s", self.queue.root)
         self.queue.check_secure()
+        self.change_watch.watch(self.queue.paths.changed)
         self._write_worker_file()
         self.placer.start(time.time())
         self.cgroups = JobCgroups.open(self.who.worker_id)
@@ -161,6 +166,7 @@ class Worker:
         if self.cgroups is not None:
             self.cgroups.close()
         self.reaper.close()
+        self.change_watch.close()
         self.gpu_sampler.close()
         self.queue.paths.worker_file(self.who.worker_id).unlink(missing_ok=True)
         clear_stop(self.queue.paths, self.who.worker_id)
@@ -172,7 +178,8 @@ class Worker:
         self.flags.install()
         try:
             while self.step(time.time()):
-                self.flags.wait(self._sleep_time(time.time()))
+                self.flags.wait(self._sleep_time(time.time()), self.change_watch.fd)
+                self.change_watch.drain()
         finally:
             self.flags.uninstall()
             self.close()
@@ -227,7 +234,11 @@ class Worker:
         return self.options.drain and self._idle and not self._awaiting_recovery and self.paused is None
 
     def _sleep_time(self, now: float) -> float:
-        wake = [now + self.options.poll, self._next_heartbeat]
+        """Until the next poll, heartbeat, deadline or kill; an idle worker with nothing running
+        polls less and less often (up to ``MAX_IDLE_POLL``), woken early by the change signal."""
+        self._idle_polls = self._idle_polls + 1 if self._idle and not self.jobs else 0
+        poll = min(max(self.options.poll, MAX_IDLE_POLL), self.options.poll * 2 ** min(self._idle_polls, 8))
+        wake = [now + poll, self._next_heartbeat]
         for job in self.jobs.values():
             wake += [t for t in (job.deadline, job.kill_at) if t is not None]
         return max(0.0, min(wake) - now)

@@ -50,10 +50,10 @@ class SignalFlags:
     def _on_child(self, signum: int, frame: FrameType | None) -> None:
         """Nothing to record: the wakeup fd already woke the loop, which reaps its children."""
 
-    def wait(self, timeout: float) -> None:
-        """Sleep until a signal arrives or ``timeout`` passes."""
+    def wait(self, timeout: float, also: int | None = None) -> None:
+        """Sleep until a signal arrives, descriptor ``also`` becomes readable, or ``timeout`` passes."""
         if timeout > 0:
-            select.select([self._read_fd], [], [], timeout)
+            select.select([self._read_fd] if also is None else [self._read_fd, also], [], [], timeout)
         try:
             while os.read(self._read_fd, 4096):
                 continue
