@@ -8,6 +8,7 @@ record could not be written is kept and recorded once space returns), and so doe
 that became unsafe or broken; the worker logs the condition once and resumes by itself."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -515,9 +516,11 @@ class Worker:
         self._awaiting_recovery = bool(unleased)
         if not reaping:
             return
-        verdicts = judge(jobs, self.who.host, now, self.who.worker_id, pid_alive,
-                         lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now),
-                         self.options.lease_timeout)
+        # Liveness is judged once per worker, not once per lease: 256 running jobs of 32 workers
+        # cost 32 checks.
+        alive = functools.cache(pid_alive)
+        stale = functools.cache(lambda worker_id: self.watch.is_stale(self.queue.paths, worker_id, now))
+        verdicts = judge(jobs, self.who.host, now, self.who.worker_id, alive, stale, self.options.lease_timeout)
         for verdict in verdicts:
             local = verdict.lease is not None and verdict.lease.host == self.who.host
             try:
