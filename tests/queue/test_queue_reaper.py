@@ -113,12 +113,17 @@ def _recording(killed: list[int]):
     return kill
 
 
+def _lost_claim(queue: JobQueue, claim: str) -> tuple[JobSpec, Verdict]:
+    """Job 7 running under ``claim``, its worker dead: the claim and the verdict on it."""
+    spec = _running_job(queue, retries=5, claim=claim)
+    lost = _lease(7, "dead", "here", claim=claim)
+    write_lease(queue.paths, lost)
+    return spec, Verdict(7, lost, "worker dead died", claim)
+
+
 def test_two_reapers_with_one_verdict_recover_the_claim_once_and_never_a_later_claim(tmp_path):
     queue = JobQueue(tmp_path).create()
-    spec = _running_job(queue, retries=5, claim="aaaa0001")
-    lost = _lease(7, "dead", "here", claim="aaaa0001")
-    write_lease(queue.paths, lost)
-    verdict = Verdict(7, lost, "worker dead died", "aaaa0001")
+    spec, verdict = _lost_claim(queue, "aaaa0001")
     killed = []
     assert recover(queue, verdict, kill=_recording(killed)) is State.PENDING
     # a live worker claims the job again and writes its own lease
@@ -145,10 +150,7 @@ def test_a_claim_without_lease_is_requeued_once(tmp_path):
 
 def test_a_lost_attempt_still_dying_is_not_requeued_and_its_lease_stays_for_the_next_try(tmp_path):
     queue = JobQueue(tmp_path).create()
-    spec = _running_job(queue, retries=5, claim="eeee0005")
-    lost = _lease(7, "dead", "here", claim="eeee0005")
-    write_lease(queue.paths, lost)
-    verdict = Verdict(7, lost, "worker dead died", "eeee0005")
+    spec, verdict = _lost_claim(queue, "eeee0005")
     assert recover(queue, verdict, kill=lambda s, lease: False) is None
     assert queue.paths.lease_file(7, "eeee0005").exists()
     assert queue.paths.job_file(State.RUNNING, 7, claim="eeee0005").exists()
