@@ -144,11 +144,14 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
         "tags": [], "note": "", "warnings": [],
         "gpu_mem": spec.gpu_mem, "gpu_mem_bytes": None, "gpu_util": None, "peak_gpu_mem_bytes": None,
     }
-    labels = read_labels(run.dir)
-    rec["tags"], rec["note"] = list(labels.tags), labels.note
+    # A job that never started has no run directory: one failed stat instead of a look for each file.
+    started = state is not State.PENDING or os.path.isdir(run.dir)
+    if started:
+        labels = read_labels(run.dir)
+        rec["tags"], rec["note"] = list(labels.tags), labels.note
     problems: list[str] = []
     if state is State.PENDING:
-        attempts = read_run_attempts(run, problems) if may_have_attempts(run, problems) else []
+        attempts = read_run_attempts(run, problems) if started and may_have_attempts(run, problems) else []
         rec["attempts"] = attempts[-1].number if attempts else 0
         if workers is not None:
             rec["reason"] = _pending_reason(queue, spec, workers)

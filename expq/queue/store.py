@@ -257,7 +257,10 @@ class JobQueue:
 
     def read(self, state: State, name: str) -> JobSpec:
         """Raises FileNotFoundError when the job has moved on, InputError when malformed or unsafe."""
-        return read_spec(self.paths.state_dir(state) / name)
+        raw, _ = read_queue_file(f"{self.paths.state_dir(state)}/{name}")
+        spec = JobSpec.from_json(raw)
+        check_file_name(name, spec, state)
+        return spec
 
     # -- transitions ------------------------------------------------------------------------
 
