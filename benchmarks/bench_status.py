@@ -47,9 +47,11 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
         spec = JobSpec(id=job_id, experiment="sweep", name=name, command=("python", "train.py", "--seed", str(job_id)),
                        run_dir=f"experiments/sweep/{job_id}-{name}", cwd=str(root.parent),
                        submitted_at=start, config={"lr": job_id % 7, "seed": job_id})
-        write_file(paths.job_file(state, job_id, spec.priority), spec.to_json(), exclusive=True)
         if state is State.PENDING:
+            paths.pending_file(spec).parent.mkdir(parents=True, exist_ok=True)
+            write_file(paths.pending_file(spec), spec.to_json(), exclusive=True)
             continue
+        write_file(paths.job_file(state, job_id, spec.priority), spec.to_json(), exclusive=True)
         started = start + job_id * 0.01
         attempt = Attempt(1, "benchhost", "benchhost-1-abcdef", started)
         if state is State.RUNNING:

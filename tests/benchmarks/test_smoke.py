@@ -38,6 +38,15 @@ def test_run_all_quick_prints_the_table(tmp_path: Path) -> None:
     assert "machine:" in result.stdout
     assert "| metric | expq |" in markdown.read_text()
     assert not list(tmp_path.glob("expq-bench-*")), "the scratch directory was not cleaned up"
+    # the scale shapes each ran every job exactly once; the claim rows cover every backlog (one run:
+    # run_all is the slowest test of the suite, the benchmarks are not run again one by one)
+    rows = _squeezed(result.stdout)
+    assert rows.count("(exactly once in 1/1 reps)") == 5, rows
+    assert rows.count("of ideal") == 4, rows
+    for kind in ("GPU-blocked", "dependency-blocked"):
+        assert rows.count(f"{kind} jobs, worker start to exit") == 3, rows
+    for metric in ("1 idle worker", "idle workers", "expq cancel of", "expq status --json", "peak RSS"):
+        assert metric in rows, metric
 
 
 def test_missing_peers_are_skipped(tmp_path: Path) -> None:
@@ -55,3 +64,4 @@ def test_missing_peers_are_skipped(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
         assert HEADER in _squeezed(result.stdout)
     assert "skipped" in result.stdout or "timing loop" in result.stdout
+
