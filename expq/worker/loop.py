@@ -9,6 +9,7 @@ that became unsafe or broken; the worker logs the condition once and resumes by 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -190,14 +191,20 @@ class Worker:
         return 0
 
     def _log_left_behind(self) -> None:
-        """A draining worker leaves jobs it can never run pending: say which and why (the buckets it
-        does not serve are listed here, once, by name: their specs are never read)."""
+        """A draining worker leaves jobs it can never run pending: say which and why, for up to 20 of
+        them (the buckets it does not serve are looked into only that far: 32 workers leaving a
+        100,000-job backlog must not each list and sort it on their way out)."""
         gpus = len(self.options.gpus)
-        unserved = self.queue.pending_names(lambda bucket: bucket != AFTER and not self._serves(bucket))
-        for name in unserved[:20]:
-            log.warning("job %d stays pending: it needs %s GPU(s), this worker has %d", job_id_of(name),
-                        bucket_gpus(name.partition("/")[0]), gpus)
-        for spec in self.claimer.passed_over[: max(0, 20 - len(unserved))]:
+        unserved = [(folder, prefix) for folder, prefix in self.queue.pending_folders()
+                    if prefix.partition("/")[0] != AFTER and not self._serves(prefix.partition("/")[0])]
+        shown = 0
+        for folder, prefix in unserved:
+            with os.scandir(folder) as entries:
+                for entry in itertools.islice(entries, 20 - shown):
+                    log.warning("job %d stays pending: it needs %s GPU(s), this worker has %d", job_id_of(entry.name),
+                                bucket_gpus(prefix.partition("/")[0]), gpus)
+                    shown += 1
+        for spec in self.claimer.passed_over[: max(0, 20 - shown)]:
             if not self.placer.possible(spec):
                 log.warning("job %d stays pending: no GPU of this worker has the memory it asks for", spec.id)
 
@@ -267,9 +274,13 @@ class Worker:
         """A draining worker stays while jobs wait for dependencies: they may become its to run."""
         after = self.queue.paths.state_dir(State.PENDING) / AFTER
         try:
-            return any(os.listdir(after / priority) for priority in os.listdir(after))
+            for priority in os.listdir(after):
+                with os.scandir(after / priority) as entries:
+                    if next(entries, None) is not None:  # one entry is enough: never list them all
+                        return True
         except OSError:
             return False
+        return False
 
     def _max_reached(self) -> bool:
         return self.options.max_jobs is not None and self.started >= self.options.max_jobs
