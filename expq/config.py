@@ -111,9 +111,11 @@ def dump_config(config: Mapping[str, Any]) -> str:
     """YAML text of a plain config (keys in order) that ``load_config_file`` reads back unchanged.
 
     A flat config of integers and booleans under plain keys (most sweep points: seeds, sizes, flags)
-    is written directly, as the dumper would write it: the worker writes one per job, and the dumper
-    costs a quarter of a trivial job's dispatch."""
-    if config and all(type(value) in (int, bool) and _plain_key(key) for key, value in config.items()):
+    (and an empty one) is written directly, as the dumper would write it: the worker writes one per
+    job, and the dumper (and importing it) costs a quarter of a trivial job's dispatch."""
+    if not config:
+        return "{}\n"
+    if all(type(value) in (int, bool) and _plain_key(key) for key, value in config.items()):
         return "".join(f"{key}: {str(value).lower() if type(value) is bool else value}\n"
                        for key, value in config.items())
     import yaml
