@@ -9,7 +9,6 @@ jobs it cannot run. Specs never change once queued, so parsed specs are kept bet
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import time
@@ -18,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from expq._fs import ensure_dir
 from expq.errors import ExpqError, InputError
 from expq.queue.paths import AFTER
-from expq.queue.result import Result
 from expq.queue.security import check_spec_owner
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
@@ -193,16 +190,9 @@ class Claimer:
 
     def _settle_dependency(self, spec: JobSpec, block: tuple[str, int]) -> None:
         """A requeued job whose dependency is not done: it waits in ``after/`` again, or is cancelled."""
-        from expq.queue.dependents import index_dependents
+        from expq.queue.dependents import cancel_for_dependency
 
         if block[0] == "wait":
-            index_dependents(self.queue.paths, [spec])
-            target = self.queue.paths.pending_file(spec, waiting=True)
-            ensure_dir(target.parent)
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(self.queue.paths.pending_file(spec), target)
-            return
-        if self.queue.move(spec, State.PENDING, State.CANCELLED):
-            what = "does not exist" if block[0] == "unknown" else str(self.queue.state_of(block[1]))
-            self.queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, f"dependency {block[1]} {what}",
-                                                              0, time.time()))
+            self.queue.place_pending(self.queue.paths.pending_file(spec), spec, waiting=True)
+        else:
+            cancel_for_dependency(self.queue, spec, block)

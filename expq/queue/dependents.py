@@ -19,9 +19,9 @@ from expq.queue.paths import AFTER, QueuePaths
 from expq.queue.result import Result
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
-from expq.queue.store import JobQueue, read_spec, signal_change
+from expq.queue.store import JobQueue, read_spec
 
-__all__ = ["unfinished", "index_dependents", "promote_dependents", "promote_all"]
+__all__ = ["unfinished", "index_dependents", "promote_dependents", "promote_all", "cancel_for_dependency"]
 
 
 def unfinished(paths: QueuePaths, specs: Iterable[JobSpec]) -> set[int]:
@@ -118,15 +118,17 @@ def _settle(queue: JobQueue, job_id: int, highest_id: int | None) -> bool:
         return False
     block = dependency_block(queue, spec, highest_id)
     if block is None:
-        target = queue.paths.pending_file(spec)
-        ensure_dir(target.parent)
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(path, target)
-            signal_change(queue.paths)
+        queue.place_pending(path, spec, waiting=False)
         return False
     if block[0] == "wait":
         return False  # its other dependency's entry brings it back
-    if not queue.move(spec, State.PENDING, State.CANCELLED, cascade=False):
+    return cancel_for_dependency(queue, spec, block, cascade=False)
+
+
+def cancel_for_dependency(queue: JobQueue, spec: JobSpec, block: tuple[str, int], cascade: bool = True) -> bool:
+    """Cancel a pending job whose dependency can never succeed (``dependency_block``'s verdict), with
+    the reason; False when it moved on meanwhile. ``cascade=False``: the caller settles its dependents."""
+    if not queue.move(spec, State.PENDING, State.CANCELLED, cascade=cascade):
         return False
     what = "does not exist" if block[0] == "unknown" else str(queue.state_of(block[1]))
     queue.write_outcome(spec, Result.without_run(spec.id, State.CANCELLED, f"dependency {block[1]} {what}", 0,

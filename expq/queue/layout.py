@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 
-from expq._fs import ensure_dir
 from expq.errors import InputError
-from expq.queue.dependents import index_dependents, unfinished
+from expq.queue.dependents import unfinished
 from expq.queue.paths import FORMAT_VERSION, QueuePaths
 from expq.queue.spec import MAX_PRIORITY, JobSpec
 from expq.queue.states import State
-from expq.queue.store import JobQueue, check_file_name, read_queue_file, signal_change
+from expq.queue.store import JobQueue, check_file_name, read_queue_file
 
 __all__ = ["NewerFormat", "check_format", "migrate_flat_pending"]
 
@@ -65,16 +64,5 @@ def migrate_flat_pending(queue: JobQueue) -> int:
         except InputError as exc:
             queue.reject(State.PENDING, entry.name, str(exc))
             continue
-        waiting = bool(unfinished(queue.paths, [spec]))
-        if waiting:
-            index_dependents(queue.paths, [spec])
-        target = queue.paths.pending_file(spec, waiting)
-        ensure_dir(target.parent)
-        try:
-            os.rename(entry.path, target)
-        except FileNotFoundError:
-            continue
-        moved += 1
-    if moved:
-        signal_change(queue.paths)
+        moved += queue.place_pending(entry.path, spec, waiting=bool(unfinished(queue.paths, [spec])))
     return moved

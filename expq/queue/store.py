@@ -257,10 +257,7 @@ class JobQueue:
 
     def read(self, state: State, name: str) -> JobSpec:
         """Raises FileNotFoundError when the job has moved on, InputError when malformed or unsafe."""
-        raw, _ = read_queue_file(f"{self.paths.state_dir(state)}/{name}")
-        spec = JobSpec.from_json(raw)
-        check_file_name(name, spec, state)
-        return spec
+        return _read_named(f"{self.paths.state_dir(state)}/{name}", state, name)
 
     # -- transitions ------------------------------------------------------------------------
 
@@ -290,6 +287,24 @@ class JobQueue:
             self._moved(spec, target, cascade)
             return True
         return False
+
+    def place_pending(self, source: str | os.PathLike[str], spec: JobSpec, waiting: bool) -> bool:
+        """Rename a pending spec from ``source`` into its bucket, or into ``after/`` while it waits for
+        dependencies (its index entries written first); False when it moved on meanwhile. A job made
+        claimable moves the change signal."""
+        if waiting:
+            from expq.queue.dependents import index_dependents
+
+            index_dependents(self.paths, [spec])
+        target = self.paths.pending_file(spec, waiting)
+        ensure_dir(target.parent)
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:
+            return False
+        if not waiting:
+            signal_change(self.paths)
+        return True
 
     def _moved(self, spec: JobSpec, target: State, cascade: bool) -> None:
         """What a transition sets off: workers learn of a job they can claim; a job that ended lets
@@ -379,9 +394,12 @@ def read_spec(path: Path) -> JobSpec:
     Raises:
         FileNotFoundError: it moved on. InputError: why it must not be run.
     """
+    return _read_named(path, *_state_and_name(path))
+
+
+def _read_named(path: str | os.PathLike[str], state: State | None, name: str) -> JobSpec:
     raw, _ = read_queue_file(path)
     spec = JobSpec.from_json(raw)
-    state, name = _state_and_name(path)
     check_file_name(name, spec, state)
     return spec
 

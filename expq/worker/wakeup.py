@@ -7,8 +7,6 @@ readable. Where inotify is missing, or the change comes from another host of a s
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 from pathlib import Path
@@ -29,6 +27,9 @@ class ChangeWatch:
 
     def watch(self, path: Path) -> None:
         """Start watching ``path`` (an existing file); without inotify, ``fd`` stays None."""
+        import ctypes  # only a serving worker needs it: not every command that imports the worker
+        import ctypes.util
+
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
