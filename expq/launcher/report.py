@@ -274,12 +274,6 @@ def _count(entries: Iterable[_Entry]) -> dict[str, int]:
     return counts
 
 
-def _display_order(rec: dict[str, Any]) -> tuple[int, float, int]:
-    group = _GROUP[State(rec["state"])]
-    position = rec["queue_position"]
-    return group, (position if position is not None else (math.inf if group == 2 else 0)), rec["id"]
-
-
 def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot:
     """Counts per state of the jobs the query matches, and their records: finished ones by id,
     then running ones by id, then pending ones in schedule order (priority, then id).
@@ -296,7 +290,6 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
     chosen = _select(queue, query)
     workers = Workers(queue, now)
     jobs = list(_records(queue, chosen, workers, now))
-    jobs.sort(key=_display_order)
     return Snapshot(counts=chosen.counts, jobs=jobs, hidden=chosen.hidden, workers=len(workers.gpus),
                     queue_counts=chosen.queue_counts, filtered=query.filtered)
 
@@ -306,7 +299,6 @@ def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dic
     of 100,000 jobs holds one record at a time, not all of them (the order comes from the names)."""
     now = time.time() if now is None else now
     chosen = _select(queue, query)
-    chosen.entries.sort(key=lambda entry: _entry_order(entry, chosen.positions))
     return chosen.counts, _records(queue, chosen, Workers(queue, now), now)
 
 
@@ -353,6 +345,7 @@ def _select(queue: JobQueue, query: Query) -> _Chosen:
             hidden = len(matching) - len(chosen)
     positions = ({n: i for i, n in enumerate(schedule, 1)}
                  if any(s is State.PENDING for s, _ in chosen) else {})
+    chosen.sort(key=lambda entry: _display_order(entry, positions))
     return _Chosen(chosen, _count(matching), hidden, queue_counts, positions)
 
 
@@ -363,8 +356,9 @@ def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> 
             yield record(queue, found[0], found[1], workers, now, chosen.positions.get(name))
 
 
-def _entry_order(entry: _Entry, positions: dict[str, int]) -> tuple[int, float, int]:
-    """``_display_order`` from the listing alone, before any spec is read."""
+def _display_order(entry: _Entry, positions: dict[str, int]) -> tuple[int, float, int]:
+    """Finished jobs by id, then running ones by id, then pending ones in schedule order: from the
+    listing alone, before any spec is read."""
     state, name = entry
     group = _GROUP[state]
     position = positions.get(name) if state is State.PENDING else None

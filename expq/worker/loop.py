@@ -519,8 +519,8 @@ class Worker:
         if not reaping and not self.options.drain:
             return
         jobs = running_jobs(self.queue, self._lease_of, lambda name: self._unleased_since.setdefault(name, now))
-        self._leases = {key: lease for key, lease in self._leases.items() if (key[0], key[1]) in
-                        {(job.job_id, job.claim) for job in jobs}}
+        claims = {(job.job_id, job.claim) for job in jobs}
+        self._leases = {key: lease for key, lease in self._leases.items() if key in claims}
         unleased = {self.queue.paths.file_name(State.RUNNING, job.job_id, claim=job.claim)
                     for job in jobs if job.lease is None}
         self._unleased_since = {k: v for k, v in self._unleased_since.items() if k in unleased}
@@ -543,13 +543,17 @@ class Worker:
                 log.warning("job %d: %s; now %s", verdict.job_id, verdict.reason, state.value)
 
     def _lease_of(self, job_id: int, claim: str) -> Lease | None:
-        """A claim's lease, read once: a lease never changes while it exists (only its removal matters,
-        and ``recover`` checks that itself), so a scan reads only the leases it has not seen."""
+        """A claim's lease, parsed once: a lease never changes while it exists, so a scan checks with
+        one stat that a lease it has read is still there (a removed lease must count as none: a
+        reaper killed right after its commit leaves a claim without one) and reads only new ones."""
         lease = self._leases.get((job_id, claim))
+        if lease is not None and self.queue.paths.lease_file(job_id, claim).exists():
+            return lease
+        lease = read_lease(self.queue.paths, job_id, claim)
         if lease is None:
-            lease = read_lease(self.queue.paths, job_id, claim)
-            if lease is not None:
-                self._leases[job_id, claim] = lease
+            self._leases.pop((job_id, claim), None)
+        else:
+            self._leases[job_id, claim] = lease
         return lease
 
     def _kill_orphan(self, spec: JobSpec, lease: Lease) -> bool:

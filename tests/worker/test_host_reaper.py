@@ -48,3 +48,21 @@ def test_without_a_usable_lock_folder_every_worker_recovers(tmp_path):
     assert HostReaper(planted, "node1", tmp_path / "root", "w1").is_mine(_never)
     assert HostReaper(planted, "node1", tmp_path / "root", "w2").is_mine(_never)
     assert not list(planted.iterdir())
+
+
+def test_a_scan_reads_a_lease_once_and_sees_it_removed(tmp_path):
+    from expq.queue.attempts import Attempt
+    from expq.queue.lease import Lease, write_lease
+    from expq.queue.store import JobQueue
+    from expq.worker.loop import Worker, WorkerOptions
+
+    queue = JobQueue(tmp_path / "root").create()
+    worker = Worker(queue, WorkerOptions(lock_dir=tmp_path / "locks"))
+    lease = Lease(7, Attempt(1, "node1", "node1-11-aaaaaa", 1000.0), 11, 5.0, "abcd0001")
+    write_lease(queue.paths, lease)
+    assert worker._lease_of(7, "abcd0001") == lease
+    queue.paths.lease_file(7, "abcd0001").write_text("changed under a cached lease: not read again")
+    assert worker._lease_of(7, "abcd0001") == lease
+    # a reaper killed right after its commit leaves the claim without a lease: it must look so
+    queue.paths.lease_file(7, "abcd0001").unlink()
+    assert worker._lease_of(7, "abcd0001") is None
