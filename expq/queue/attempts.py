@@ -1,4 +1,10 @@
-"""One record per attempt of a job, kept in the run directory: the retry budget is counted from them."""
+"""One record per attempt of a job, kept in the run directory: the retry budget is counted from them.
+
+An attempt that ends the job (done, failed, cancelled) is recorded in ``result.json`` only, which
+holds every field of an attempt: one file and one folder fewer per job. ``attempts/<n>.json`` holds
+the attempts after which the job ran again (a failure that was retried, a preemption, a lost
+worker), and an ``expq retry`` copies the result's attempt there before the job can run again, so
+a later result never overwrites the only record of an attempt. ``read_attempts`` gives both."""
 from __future__ import annotations
 
 import json
@@ -10,7 +16,7 @@ from typing import Any
 from expq._fs import atomic_write, ensure_dir, make_dir
 from expq.queue.paths import RunPaths
 
-__all__ = ["Outcome", "Attempt", "finish_attempt", "read_attempts", "failures",
+__all__ = ["Outcome", "Attempt", "finish_attempt", "read_attempts", "final_attempt", "failures",
            "reset_budget", "next_attempt_number", "SPENDS_RETRY"]
 
 
@@ -58,18 +64,31 @@ class Attempt:
 
 
 def read_attempts(run: RunPaths) -> list[Attempt]:
-    """Every readable attempt record, oldest first; a torn record (power loss) is skipped."""
+    """Every readable attempt record, oldest first, the one that ended the job included (from
+    ``result.json``); a torn record (power loss) is skipped."""
     try:
-        names = [n for n in (p.name for p in run.attempts.iterdir()) if n.endswith(".json") and n[:-5].isdigit()]
+        names = [n for n in os.listdir(run.attempts) if n.endswith(".json") and n[:-5].isdigit()]
     except FileNotFoundError:
-        return []
+        names = []
     attempts = []
     for name in sorted(names, key=lambda n: int(n[:-5])):
         try:
             attempts.append(Attempt.from_dict(json.loads((run.attempts / name).read_bytes())))
         except (ValueError, TypeError, KeyError):
             continue
+    final = final_attempt(run)
+    if final is not None and (not attempts or final.number > attempts[-1].number):
+        attempts.append(final)
     return attempts
+
+
+def final_attempt(run: RunPaths) -> Attempt | None:
+    """The attempt that ended the job, as ``result.json`` records it (None: no result, or one
+    written without an attempt of its own: cancelled while pending, a failed dependency)."""
+    from expq.queue.result import read_result  # result.py builds on Attempt: imported here, not above
+
+    result = read_result(run.result)
+    return result.attempt() if result is not None else None
 
 
 def next_attempt_number(run: RunPaths) -> int:
@@ -77,13 +96,14 @@ def next_attempt_number(run: RunPaths) -> int:
     try:
         numbers = [int(n[:-5]) for n in os.listdir(run.attempts) if n.endswith(".json") and n[:-5].isdigit()]
     except FileNotFoundError:
-        return 1
-    return max(numbers, default=0) + 1
+        numbers = []
+    final = final_attempt(run)
+    return max([*numbers, final.number if final is not None else 0]) + 1
 
 
 def finish_attempt(run: RunPaths, attempt: Attempt, **changes: Any) -> Attempt:
-    """Record how an attempt ended and return the updated record. (While it runs, its record is
-    its lease: one file fewer per job.)"""
+    """Record how an attempt after which the job runs again ended, and return the updated record.
+    (While it runs, its record is its lease; the attempt that ends the job is kept in its result.)"""
     ended = replace(attempt, **changes)
     try:  # one syscall on the common path (the first attempt's end), not ensure_dir's three
         make_dir(run.attempts)
@@ -91,8 +111,12 @@ def finish_attempt(run: RunPaths, attempt: Attempt, **changes: Any) -> Attempt:
         pass
     except FileNotFoundError:
         ensure_dir(run.attempts)
-    atomic_write(run.attempt(ended.number), json.dumps(ended.to_dict(), separators=(",", ":")), durable=False)
+    atomic_write(run.attempt(ended.number), _encode(ended), durable=False)
     return ended
+
+
+def _encode(attempt: Attempt) -> str:
+    return json.dumps(attempt.to_dict(), separators=(",", ":"))
 
 
 def _budget_floor(run: RunPaths) -> int:
@@ -109,7 +133,10 @@ def failures(run: RunPaths) -> int:
 
 
 def reset_budget(run: RunPaths) -> None:
-    """``expq retry`` grants a fresh retry budget: failures before this point no longer count."""
+    """``expq retry`` grants a fresh retry budget: failures before this point no longer count. The
+    attempt that ended the job is copied into ``attempts/`` first: the next result replaces this one."""
     attempts = read_attempts(run)
     ensure_dir(run.attempts)
+    if attempts and not run.attempt(attempts[-1].number).exists():
+        atomic_write(run.attempt(attempts[-1].number), _encode(attempts[-1]), durable=False)
     atomic_write(run.attempts / "reset", str(attempts[-1].number if attempts else 0), durable=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from expq._fs import atomic_write
-from expq.queue.attempts import Attempt
+from expq.queue.attempts import Attempt, Outcome
 from expq.queue.states import State
 
 __all__ = ["RESULT_VERSION", "Result", "write_result", "read_result",
@@ -59,6 +59,18 @@ class Result:
     def without_run(cls, job_id: int, state: State, reason: str, attempts: int, finished_at: float) -> Result:
         """The job ended without an attempt of its own: cancelled, a dependency failed, a worker lost."""
         return cls(job_id, state, reason, attempts, finished_at=finished_at)
+
+    def attempt(self) -> Attempt | None:
+        """The attempt that ended the job (``of_attempt`` in reverse); None for a job ended without
+        one of its own (``without_run``) or a record that lacks what an attempt needs."""
+        if self.outcome is None or self.host is None or self.worker_id is None or self.started_at is None:
+            return None
+        try:
+            outcome = Outcome(self.outcome)
+        except ValueError:
+            return None
+        return Attempt(self.attempts, self.host, self.worker_id, self.started_at, self.gpus, self.slurm_job or "",
+                       outcome, self.finished_at, self.exit_code, self.signal, self.reason)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": RESULT_VERSION}

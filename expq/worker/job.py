@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from expq._fs import MODES, make_private_dir, write_file
@@ -200,8 +200,8 @@ def fail_to_start(queue: JobQueue, spec: JobSpec, claim: str, reason: str, attem
     run = queue.paths.run(spec.run_dir)
     try:
         if attempt is not None:
-            attempt = finish_attempt(run, attempt, outcome=Outcome.FAILED, finished_at=now, reason=reason)
-            write_result(run.result, Result.of_attempt(spec.id, State.FAILED, attempt, 0))
+            ended = replace(attempt, outcome=Outcome.FAILED, finished_at=now, reason=reason)
+            write_result(run.result, Result.of_attempt(spec.id, State.FAILED, ended, 0))
         else:
             queue.write_outcome(spec, Result.without_run(spec.id, State.FAILED, reason, 0, now))
     except OSError as exc:
@@ -227,7 +227,8 @@ def target_state(job: RunningJob, outcome: Outcome) -> State:
         return State.PENDING
     if job.stopping is Outcome.FAILED:  # failed on purpose (submit --strict): running it again changes nothing
         return State.FAILED
-    return State.PENDING if failures(job.run) <= job.spec.retries else State.FAILED
+    # this attempt spends a retry too; it is not recorded yet (where depends on the answer)
+    return State.PENDING if failures(job.run) + 1 <= job.spec.retries else State.FAILED
 
 
 def end_processes(job: RunningJob) -> None:
@@ -254,12 +255,14 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
         reason = f"exit code {status.exit_code}" if status.signal is None else f"killed by {status.signal}"
         if job.attempt.gpus and ran_out_of_gpu_memory(job.run.stderr):
             reason = oom_reason(reason, job.spec.gpu_mem)
-    attempt = finish_attempt(job.run, job.attempt, outcome=outcome, finished_at=now, exit_code=status.exit_code,
-                             signal=status.signal, reason=reason)
+    ended = {"outcome": outcome, "finished_at": now, "exit_code": status.exit_code, "signal": status.signal,
+             "reason": reason}
     target = target_state(job, outcome)
-    if target is not State.PENDING:
-        write_result(job.run.result, Result.of_attempt(job.spec.id, target, attempt, status.peak_rss_bytes,
-                                                       job.peak_gpu_mem_bytes, job.warnings))
+    if target is State.PENDING:
+        finish_attempt(job.run, job.attempt, **ended)
+    else:  # the attempt that ends the job is recorded in its result only
+        write_result(job.run.result, Result.of_attempt(job.spec.id, target, replace(job.attempt, **ended),
+                                                       status.peak_rss_bytes, job.peak_gpu_mem_bytes, job.warnings))
     if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None

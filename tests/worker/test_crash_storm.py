@@ -6,12 +6,12 @@ is the longer version, on demand.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import time
 
+from expq.queue.attempts import read_attempts
 from expq.queue.states import State
 
 JOBS = int(os.environ.get("EXPQ_STORM_JOBS", "300"))
@@ -65,6 +65,5 @@ def test_every_job_ends_done_exactly_once_under_sigkill_storm(cluster, wait_unti
     assert counts[State.RUNNING] == 0 and counts[State.PENDING] == 0 and counts[State.FAILED] == 0
     assert not (marks / "double").exists(), (marks / "double").read_text()
     for job_id in queue.list_ids(State.DONE):
-        attempts = queue.paths.run(queue.get(job_id)[1].run_dir).attempts
-        outcomes = [json.loads(p.read_text())["outcome"] for p in attempts.glob("*.json")]
+        outcomes = [a.outcome.value for a in read_attempts(queue.paths.run(queue.get(job_id)[1].run_dir))]
         assert outcomes.count("done") == 1, (job_id, outcomes)

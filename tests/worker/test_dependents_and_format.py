@@ -3,8 +3,7 @@ racing workers, a format-1 root is upgraded by the worker that opens it, and a r
 is refused with the reason."""
 from __future__ import annotations
 
-import json
-
+from expq.queue.attempts import read_attempts
 from expq.queue.paths import FORMAT_VERSION
 from expq.queue.spec import MAX_PRIORITY
 from expq.queue.states import State
@@ -25,8 +24,7 @@ def test_a_dependency_that_ends_promotes_each_dependent_exactly_once_under_four_
     assert len(list(marks.iterdir())) == DEPENDENTS  # a second run of a job would have failed its marker
     assert queue.counts()[State.FAILED] == 0
     for job_id in queue.list_ids(State.DONE):
-        attempts = queue.paths.run(queue.get(job_id)[1].run_dir).attempts
-        assert [json.loads(p.read_text())["outcome"] for p in attempts.glob("*.json")] == ["done"]
+        assert [a.outcome.value for a in read_attempts(queue.paths.run(queue.get(job_id)[1].run_dir))] == ["done"]
     assert not queue.paths.dependents_of(first).exists()
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psutil
 
-from expq.queue.paths import claim_of
+from expq.queue.attempts import read_attempts
+from expq.queue.paths import RunPaths, claim_of
 from expq.queue.states import State
 
 # A job that starts a grandchild in its own session (escaping the process group), records both pids,
@@ -92,8 +93,8 @@ def test_sigkilled_worker_loses_no_job(cluster, wait_until):
     assert cluster.state(job_id) == "running"
     cluster.drain("--gpus", "none")  # same host: the dead pid is seen at once
     assert cluster.state(job_id) == "done"
-    attempts = sorted((cluster.run_dir(job_id) / "attempts").glob("*.json"))
-    assert [json.loads(a.read_text())["outcome"] for a in attempts] == ["lost", "done"]
+    assert [a.outcome.value for a in read_attempts(RunPaths(cluster.run_dir(job_id)))] == ["lost", "done"]
+    assert not (cluster.run_dir(job_id) / "attempts" / "2.json").exists()  # the last one is in result.json
     assert _all_dead(orphan), "the dead worker's child must be killed before the job runs again"
 
 
@@ -121,7 +122,7 @@ def test_worker_that_died_after_writing_the_result_is_finalised_not_rerun(cluste
     os.rename(done, queue.paths.job_file(State.RUNNING, job_id, claim="0badc1a1"))
     dead = psutil.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    attempt = json.loads((cluster.run_dir(job_id) / "attempts" / "1.json").read_text())
+    attempt = read_attempts(RunPaths(cluster.run_dir(job_id)))[-1].to_dict()
     attempt["outcome"] = "running"
     lease = {"job_id": job_id, "pid": dead.pid, "pid_started": 1.0, "claim": "0badc1a1", "attempt": attempt}
     queue.paths.lease_file(job_id, "0badc1a1").write_text(json.dumps(lease))

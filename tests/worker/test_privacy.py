@@ -41,8 +41,7 @@ def test_secrets_are_owner_only_whatever_the_umask(cluster, umask0):
     files = [run / name for name in ("job.json", "config.yaml", "run.env", "stdout.log", "stderr.log", "result.json")]
     files += [cluster.queue.paths.job_file(State.DONE, job_id), cluster.queue.paths.id_counter]
     assert {str(f): _mode(f) for f in files} == {str(f): 0o600 for f in files}
-    folders = [cluster.root, cluster.queue.paths.queue, cluster.queue.paths.experiments, run.parent, run,
-               run / "attempts"]
+    folders = [cluster.root, cluster.queue.paths.queue, cluster.queue.paths.experiments, run.parent, run]
     assert {str(d): _mode(d) for d in folders} == {str(d): 0o700 for d in folders}
 
 

@@ -6,6 +6,8 @@ import sys
 
 import yaml
 
+from expq.queue.attempts import read_attempts
+from expq.queue.paths import RunPaths
 from expq.worker.envfile import read_env_file
 
 
@@ -60,7 +62,22 @@ def test_retries_keep_the_logs_of_every_attempt(cluster):
     assert log.startswith("try\n") and log.count("=== expq job") == 2 and log.count("try") == 3
     assert (cluster.run_dir(job_id) / "stderr.log").read_text().count("=== expq job") == 3
     assert cluster.state(job_id) == "failed" and cluster.result(job_id)["attempts"] == 3
-    assert sorted(p.name for p in (cluster.run_dir(job_id) / "attempts").glob("*.json")) == ["1.json", "2.json", "3.json"]
+    # the attempts that were retried have a record each; the last one is in result.json
+    assert sorted(p.name for p in (cluster.run_dir(job_id) / "attempts").glob("*.json")) == ["1.json", "2.json"]
+    assert [a.number for a in read_attempts(RunPaths(cluster.run_dir(job_id)))] == [1, 2, 3]
+
+
+def test_expq_retry_keeps_the_record_of_the_attempt_that_had_ended_the_job(cluster):
+    flag, script = cluster.tmp / "second-time", cluster.tmp / "fails-once.sh"
+    script.write_text(f"test -e {flag} && exit 0\ntouch {flag}\nexit 3\n")
+    job_id = cluster.submit("--", "sh", str(script))[0]
+    cluster.drain("--gpus", "none")
+    run = RunPaths(cluster.run_dir(job_id))
+    assert cluster.state(job_id) == "failed" and not run.attempts.exists()  # its one attempt is in result.json
+    assert cluster.cli("retry", str(job_id)) == 0
+    cluster.drain("--gpus", "none")
+    assert cluster.state(job_id) == "done" and cluster.result(job_id)["attempts"] == 2
+    assert [(a.number, a.outcome.value, a.exit_code) for a in read_attempts(run)] == [(1, "failed", 3), (2, "done", 0)]
 
 
 def test_a_retry_that_succeeds_ends_done(cluster):
