@@ -10,7 +10,6 @@ jobs it cannot run. Specs never change once queued, so parsed specs are kept bet
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,7 +39,7 @@ class Claim(Generic[R]):
 
 
 def new_claim_token() -> str:
-    return secrets.token_hex(4)
+    return os.urandom(4).hex()
 
 
 def dependency_block(queue: JobQueue, spec: JobSpec, highest_id: int | None = None) -> tuple[str, int] | None:

@@ -11,7 +11,6 @@ import logging
 import os
 import stat
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -325,7 +324,7 @@ class JobQueue:
         except FileNotFoundError:
             return
         except OSError:  # e.g. a directory named like a spec where rejected/ holds one already
-            target = self.paths.rejected / f"{name.rpartition('/')[2]}.{uuid.uuid4().hex[:8]}"
+            target = self.paths.rejected / f"{name.rpartition('/')[2]}.{os.urandom(4).hex()}"
             os.rename(self.paths.state_dir(state) / name, target)
         reason_file = target.with_suffix(".reason") if target.suffix == ".json" else target.with_name(target.name + ".reason")
         atomic_write(reason_file, reason + "\n", durable=False)
@@ -456,7 +455,7 @@ def _ids_of(names: Iterable[str]) -> list[int]:
 
 
 def _batch_name() -> str:
-    return f"{this_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return f"{this_host()}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def _remove_tree(path: str) -> None:

@@ -10,7 +10,6 @@ The reaper does not use this: it judges another host's worker by watching its he
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ SILENCE = 60.0
 
 def this_host() -> str:
     """The host name recorded in leases and attempts (``EXPQ_HOST`` overrides it, for tests)."""
-    return os.environ.get("EXPQ_HOST") or socket.gethostname()
+    return os.environ.get("EXPQ_HOST") or os.uname().nodename
 
 
 def live_workers(paths: QueuePaths, now: float) -> list[dict[str, Any]]:

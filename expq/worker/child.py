@@ -9,11 +9,13 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from expq.contract import ATTEMPT_VAR, RUN_DIR_VAR
 from expq.worker import cgroup
+
+if TYPE_CHECKING:  # psutil is imported where a process tree is searched: a worker starts 20 ms sooner
+    import psutil
 
 __all__ = ["spawn", "ExitStatus", "reap", "JobTree", "process_started", "pid_alive"]
 
@@ -91,18 +93,38 @@ def reap(pid: int) -> ExitStatus | None:
     return ExitStatus(os.waitstatus_to_exitcode(status), None, peak)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 def process_started(pid: int) -> float:
-    """A process's start time, which together with its pid names it uniquely."""
-    return psutil.Process(pid).create_time()
+    """A process's start time, which together with its pid names it uniquely: the figure
+    ``psutil.Process.create_time`` gives (ticks since boot plus the boot time), read from ``/proc``.
+
+    Raises:
+        ProcessLookupError: no such process.
+    """
+    return _stat(pid)[1]
 
 
 def pid_alive(pid: int, started: float) -> bool:
     """Whether ``pid`` still names the process that started at ``started`` (not a recycled pid)."""
     try:
-        proc = psutil.Process(pid)
-        return abs(proc.create_time() - started) < 0.05 and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
+        state, since = _stat(pid)
+    except ProcessLookupError:
         return False
+    return abs(since - started) < 0.05 and state != "Z"
+
+
+def _stat(pid: int) -> tuple[str, float]:
+    """(state letter, start time) of a process, from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()  # the command name may hold spaces
+        with open("/proc/stat", "rb") as system:
+            boot = next(float(line.split()[1]) for line in system if line.startswith(b"btime"))
+    except (FileNotFoundError, ProcessLookupError):
+        raise ProcessLookupError(errno.ESRCH, "no such process", pid) from None
+    return fields[0].decode(), int(fields[19]) / _CLOCK_TICKS + boot
 
 
 class JobTree:
@@ -125,6 +147,8 @@ class JobTree:
 
     def snapshot(self, scan_environ: bool = True) -> list[psutil.Process]:
         """Find the tree's live processes now; remembered, so a later signal reaches them all."""
+        import psutil
+
         found: list[psutil.Process] = []
         if self.trust_pid:
             try:
@@ -155,6 +179,8 @@ class JobTree:
 
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to every process of the tree still alive (ESRCH tolerated: it just ended)."""
+        import psutil
+
         if self.cgroup is not None and sig == signal.SIGKILL:
             cgroup.kill(self.cgroup)
         for proc in self.snapshot():
@@ -171,6 +197,8 @@ class JobTree:
 
     def alive(self) -> bool:
         """Whether a process found so far (or any in the cgroup) still runs; a zombie has ended."""
+        import psutil
+
         if self.cgroup is not None and cgroup.pids(self.cgroup):
             return True
         for proc in self._known.values():
@@ -191,6 +219,8 @@ class JobTree:
 
 
 def _processes(pids: list[int]) -> list[psutil.Process]:
+    import psutil
+
     found = []
     for pid in pids:
         try:

@@ -255,14 +255,14 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
         reason = f"exit code {status.exit_code}" if status.signal is None else f"killed by {status.signal}"
         if job.attempt.gpus and ran_out_of_gpu_memory(job.run.stderr):
             reason = oom_reason(reason, job.spec.gpu_mem)
-    ended = {"outcome": outcome, "finished_at": now, "exit_code": status.exit_code, "signal": status.signal,
-             "reason": reason}
+    ended = replace(job.attempt, outcome=outcome, finished_at=now, exit_code=status.exit_code, signal=status.signal,
+                    reason=reason)
     target = target_state(job, outcome)
     if target is State.PENDING:
-        finish_attempt(job.run, job.attempt, **ended)
+        finish_attempt(job.run, ended)
     else:  # the attempt that ends the job is recorded in its result only
-        write_result(job.run.result, Result.of_attempt(job.spec.id, target, replace(job.attempt, **ended),
-                                                       status.peak_rss_bytes, job.peak_gpu_mem_bytes, job.warnings))
+        write_result(job.run.result, Result.of_attempt(job.spec.id, target, ended, status.peak_rss_bytes,
+                                                       job.peak_gpu_mem_bytes, job.warnings))
     if not queue.move(job.spec, State.RUNNING, target, claim=job.claim):
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None

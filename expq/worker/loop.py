@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +99,7 @@ def identity(environ: Mapping[str, str]) -> Identity:
     pid = os.getpid()
     array = environ.get("SLURM_ARRAY_JOB_ID")
     slurm = f"{array}_{environ.get('SLURM_ARRAY_TASK_ID')}" if array else environ.get("SLURM_JOB_ID", "")
-    return Identity(f"{host}-{pid}-{uuid.uuid4().hex[:6]}", host, pid, process_started(pid), slurm)
+    return Identity(f"{host}-{pid}-{os.urandom(3).hex()}", host, pid, process_started(pid), slurm)
 
 
 class Worker:
