@@ -160,8 +160,6 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
                 # exactly what the program printed, and its writes stay block-aligned (a header in
                 # front made 1 GiB of output 7% slower to write than a shell redirection).
                 os.write(out, header)
-            if not os.path.isdir(spec.cwd):
-                raise NotADirectoryError(0, "working directory does not exist", spec.cwd)
             if not still_mine():
                 raise ClaimLost()
             return spawn(spec.command, spec.cwd, {**base_env, **variables}, out, err,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import yaml
@@ -32,6 +33,18 @@ def test_job_runs_with_its_run_directory_env_and_result(cluster):
     assert result["host"] and result["worker_id"]
     job = cluster.job(job_id)
     assert job["state"] == "done" and job["exit_code"] == 0 and job["attempts"] == 1
+
+
+def test_each_job_runs_in_its_own_working_directory_and_the_worker_stays_in_its_own(cluster):
+    elsewhere = cluster.tmp / "elsewhere"
+    elsewhere.mkdir()
+    script = "import os; print(os.getcwd())"
+    away = cluster.submit("--cwd", str(elsewhere), "--", sys.executable, "-c", script)[0]
+    here = cluster.submit("--", sys.executable, "-c", script)[0]  # the worker's own directory
+    again = cluster.submit("--cwd", str(elsewhere), "--", sys.executable, "-c", script)[0]
+    cluster.drain("--gpus", "none", "--slots", "1")
+    printed = {job: (cluster.run_dir(job) / "stdout.log").read_text().strip() for job in (away, here, again)}
+    assert printed == {away: str(elsewhere), here: os.getcwd(), again: str(elsewhere)}
 
 
 def test_nonzero_exit_fails_with_its_code_and_the_worker_goes_on(cluster):
