@@ -33,7 +33,7 @@ from expq.queue.store import JobQueue
 from expq.queue.workers import clear_stop, stop_requested, this_host
 from expq.worker import cgroup
 from expq.worker.cgroup import JobCgroups
-from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap
+from expq.worker.child import ExitStatus, JobTree, pid_alive, process_started, reap_exited
 from expq.worker.config_check import check_config_reads
 from expq.worker.gpuprobe import PROBE_TIMEOUT
 from expq.worker.gpus import GpuLocks, default_lock_dir
@@ -65,6 +65,7 @@ STRAY_TERM_WAIT = 0.5  # seconds to wait for the worker's own stop signal after 
 PROBE_INTERVAL = 1.0  # seconds between checks whether a full disk has space again
 PROBE_BYTES = 64 << 10  # what a probe must be able to write before claiming resumes
 MAX_IDLE_POLL = 2.0  # seconds between an idle worker's polls at most (the change signal wakes it sooner)
+CANCELS_SETTLE = 2.0  # seconds after which a change of the cancel folder's mtime counts as seen
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Worker:
         self.reaper = HostReaper(options.lock_dir, self.who.host, queue.root, self.who.worker_id)
         self.change_watch = ChangeWatch()
         self._idle_polls = 0
+        self._cancels_seen: int | None = None  # the cancel folder's mtime when every request was last looked at
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -370,11 +372,9 @@ class Worker:
     def _reap_children(self) -> list[tuple[RunningJob, ExitStatus]]:
         """Collect exited children; their leftovers die and their GPUs are free again at once."""
         ended = []
-        for job_id, job in list(self.jobs.items()):
-            status = reap(job.pid)
-            if status is None:
-                continue
-            del self.jobs[job_id]
+        by_pid = {job.pid: job_id for job_id, job in self.jobs.items()}
+        for pid, status in reap_exited(by_pid):
+            job = self.jobs.pop(by_pid[pid])
             end_processes(job)
             self.locks.release(job.reservation)
             if job.tree.cgroup is not None and self.cgroups is not None:
@@ -465,10 +465,28 @@ class Worker:
         except FileNotFoundError:
             return False
 
+    def _cancels_may_have_come(self, now: float) -> bool:
+        """Whether to look for each running job's cancel request in this step: when the folder of
+        requests changed since it was last seen settled (one stat per step instead of one per running
+        job: a worker with 32 slots steps once per job end), and at every heartbeat, the net for a
+        change that a shared filesystem's attribute cache or a coarse timestamp hides."""
+        try:
+            mtime = os.stat(self.queue.paths.cancel_requests).st_mtime_ns
+        except OSError:
+            return True
+        if mtime == self._cancels_seen and now < self._next_heartbeat:
+            return False
+        # a folder changed a moment ago may change again within the same timestamp: not settled yet
+        self._cancels_seen = mtime if now - mtime / 1e9 > CANCELS_SETTLE else None
+        return True
+
     def _supervise(self, now: float) -> None:
+        if not self.jobs:
+            return
+        cancels = self._cancels_may_have_come(now)
         for job in self.jobs.values():
             if job.stopping is None:
-                if self._cancel_requested(job.spec.id):
+                if cancels and self._cancel_requested(job.spec.id):
                     self._terminate(job, Outcome.CANCELLED, "cancelled by user", now)
                 elif job.deadline is not None and now >= job.deadline:
                     self._terminate(job, Outcome.TIMEOUT, f"timeout after {job.spec.timeout:g} s", now)
