@@ -63,6 +63,21 @@ def test_cancel_of_a_running_job_kills_grandchildren(cluster, wait_until):
     assert worker.wait(20) == 0
 
 
+def test_cancels_reach_a_busy_worker_between_heartbeats_even_back_to_back(cluster, wait_until):
+    """The worker looks at cancel requests when their folder changes; two requests within one
+    timestamp tick must both be seen, long before the heartbeat's look at every job."""
+    jobs = cluster.submit("--sweep", "i=range(6)", "--", "sleep", "60")
+    worker = cluster.worker("--gpus", "none", "--slots", "6", "--heartbeat", "30", "--lease-timeout", "120")
+    wait_until(lambda: all(cluster.state(job) == "running" for job in jobs), timeout=30)
+    assert cluster.cli("cancel", str(jobs[0])) == 0 and cluster.cli("cancel", str(jobs[1])) == 0
+    wait_until(lambda: [cluster.state(job) for job in jobs[:2]] == ["cancelled"] * 2, timeout=15)
+    assert cluster.cli("cancel", str(jobs[2])) == 0
+    wait_until(lambda: cluster.state(jobs[2]) == "cancelled", timeout=15)
+    assert [cluster.state(job) for job in jobs[3:]] == ["running"] * 3
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+
+
 def test_sigterm_requeues_running_jobs_without_spending_a_retry(cluster, wait_until):
     started = cluster.tmp / "started"
     script = f"import os, time; open('{started}', 'a').write(os.environ['EXPQ_ATTEMPT']); " \
