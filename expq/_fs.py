@@ -196,22 +196,23 @@ def slug(text: str, limit: int = 80) -> str:
     return cleaned[:limit]
 
 
-def make_private_dir(path: Path) -> None:
+def make_private_dir(path: Path) -> bool:
     """Create ``path`` (and its parent) owner-only, whatever the umask, or accept folders that only this
     user can have made: real directories, owned by this user, writable by nobody else. A symlink or
-    another user's folder planted in the tree is refused, never followed.
+    another user's folder planted in the tree is refused, never followed. True when ``path`` was
+    created now (so it holds nothing yet).
 
     Raises:
         InputError: naming the unsafe folder and what is wrong with it. OSError: the disk.
     """
     try:
-        _make_private_dir(path)
+        return _make_private_dir(path)
     except FileNotFoundError:  # its checked parent was removed since (``expq rm``): check it again
         _CHECKED_PARENTS.discard(str(path.parent))
-        _make_private_dir(path)
+        return _make_private_dir(path)
 
 
-def _make_private_dir(path: Path) -> None:
+def _make_private_dir(path: Path) -> bool:
     import stat
 
     for folder in (path.parent, path):
@@ -219,8 +220,9 @@ def _make_private_dir(path: Path) -> None:
             continue
         try:
             make_dir(folder)
-            if folder == path.parent:
-                _CHECKED_PARENTS.add(str(folder))
+            if folder is path:
+                return True
+            _CHECKED_PARENTS.add(str(folder))
             continue
         except FileExistsError:
             pass
@@ -237,6 +239,7 @@ def _make_private_dir(path: Path) -> None:
                     _CHECKED_PARENTS.add(str(folder))
                 continue
         raise InputError(f"run directory {folder} was not made by expq ({problem}); refusing to use it")
+    return False
 
 
 # Experiment folders this process made or checked: a worker starts thousands of runs in one, and the

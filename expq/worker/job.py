@@ -107,8 +107,9 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
     run = queue.paths.run(spec.run_dir)
     gpus = tuple(gpu for gpu, _ in reservation)
     try:
-        make_private_dir(run.dir)
-        attempt = Attempt(next_attempt_number(run), who.host, who.worker_id, now, gpus, who.slurm_job)
+        fresh = make_private_dir(run.dir)  # a run directory made now holds no attempt and no files yet
+        attempt = Attempt(1 if fresh else next_attempt_number(run), who.host, who.worker_id, now, gpus,
+                          who.slurm_job)
         stamp = write_lease(queue.paths, Lease(spec.id, attempt, who.pid, who.pid_started, claim))
     except FileExistsError:
         raise ClaimLost() from None
@@ -126,7 +127,7 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
                 and queue.paths.job_file(State.RUNNING, spec.id, claim=claim).exists())
 
     try:
-        pid = _launch(queue, spec, claim, run, attempt, reservation, base_env, still_mine)
+        pid = _launch(queue, spec, claim, run, attempt, reservation, base_env, still_mine, fresh)
     except ClaimLost:
         if lease_is_mine(queue.paths, spec.id, stamp, claim):
             queue.paths.lease_file(spec.id, claim).unlink(missing_ok=True)
@@ -142,8 +143,9 @@ def start_job(queue: JobQueue, spec: JobSpec, claim: str, reservation: list[tupl
 
 
 def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: Attempt,
-            reservation: list[tuple[str, int]], base_env: dict[str, str], still_mine: Callable[[], bool]) -> int:
-    if not run.config.exists():
+            reservation: list[tuple[str, int]], base_env: dict[str, str], still_mine: Callable[[], bool],
+            fresh: bool) -> int:
+    if fresh or not run.config.exists():
         _link_spec(queue.paths.job_file(State.RUNNING, spec.id, claim=claim), run.job, spec)
         write_file(run.config, dump_config(spec.config).encode())
     variables = job_environment(spec, run, queue.root, attempt.number, attempt.gpus)
