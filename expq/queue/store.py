@@ -270,22 +270,18 @@ class JobQueue:
             InvalidTransition: the state table does not allow ``source -> target``.
         """
         check_transition(spec.id, source, target)
-        if source is State.PENDING:  # runnable in its bucket, or waiting for dependencies in after/
-            sources = [self.paths.pending_file(spec), self.paths.pending_file(spec, waiting=True)]
-        else:
-            sources = [self.paths.job_file(source, spec.id, spec.priority, claim)]
         destination = (self.paths.pending_file(spec) if target is State.PENDING
                        else self.paths.job_file(target, spec.id, spec.priority, claim))
         if target is State.PENDING:
             ensure_dir(destination.parent)
-        for path in sources:
-            try:
-                os.rename(path, destination)
-            except FileNotFoundError:
-                continue
+        if source is State.PENDING:  # runnable in its bucket, else waiting for dependencies in after/
+            moved = (_rename(self.paths.pending_file(spec), destination)
+                     or _rename(self.paths.pending_file(spec, waiting=True), destination))
+        else:
+            moved = _rename(self.paths.job_file(source, spec.id, spec.priority, claim), destination)
+        if moved:
             self._moved(spec, target, cascade)
-            return True
-        return False
+        return moved
 
     def place_pending(self, source: str | os.PathLike[str], spec: JobSpec, waiting: bool) -> bool:
         """Rename a pending spec from ``source`` into its bucket, or into ``after/`` while it waits for
@@ -356,6 +352,15 @@ class JobQueue:
 
 MAX_SPEC_BYTES = 16 << 20
 ABANDONED_AFTER = 24 * 3600.0  # seconds after which any submit's leftovers in incoming/ are removed
+
+
+def _rename(source: Path, target: Path) -> bool:
+    """False when ``source`` is not there (another process moved the job first)."""
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def read_queue_file(path: str | os.PathLike[str], limit: int = MAX_SPEC_BYTES) -> tuple[bytes, os.stat_result]:
