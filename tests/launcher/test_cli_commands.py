@@ -2,6 +2,7 @@
 ``submit --wait``, the worker command's options, and an end-to-end run with a real worker."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from expq.launcher.cli import main
+from expq.launcher.cli import COMMAND_MODULES, build_parser, main, named_command
 from expq.queue.states import State
 from expq.queue.store import JobQueue
 
@@ -181,3 +182,27 @@ def test_end_to_end_with_a_real_worker(tmp_path: Path, capsys: pytest.CaptureFix
     assert out.splitlines()[0] == "pending 0  running 0  done 2  failed 1  cancelled 1  (total 4)"
     assert cli_run(capsys, "--root", root, "retry", "3", "4")[:2] == (0, "3\n4\n")
     assert os.path.isdir(jobs[1]["run_dir"])
+
+
+def test_command_modules_name_exactly_the_commands_they_register() -> None:
+    whole = build_parser()
+    [commands] = [a for a in whole._actions if isinstance(a, argparse._SubParsersAction)]
+    assert list(commands.choices) == [name for names in COMMAND_MODULES.values() for name in names]
+
+
+@pytest.mark.parametrize("argv", [
+    ["worker", "--gpus", "none", "--slots", "3", "--drain"],
+    ["--root", "/tmp/r", "status", "--json", "--state", "done"],
+    ["--root=/tmp/r", "cancel", "4", "5"],
+    ["submit", "--sweep", "i=range(3)", "--", "echo", "{i}"],
+    ["rm", "--dry-run", "7"],
+])
+def test_a_command_line_parses_the_same_with_only_its_commands_built(argv: list[str]) -> None:
+    command = named_command(argv)
+    assert command is not None and command in argv
+    assert vars(build_parser(command).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h", "worker"], ["--root", "status"], ["bogus"], []])
+def test_help_a_missing_or_unknown_command_needs_every_command(argv: list[str]) -> None:
+    assert named_command(argv) is None
