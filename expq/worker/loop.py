@@ -133,7 +133,7 @@ class Worker:
         self._dying_cgroups: list[Path] = []
         self.cgroups: JobCgroups | None = None
         self.reaper = HostReaper(options.lock_dir, self.who.host, queue.root, self.who.worker_id)
-        self.change_watch = ChangeWatch()
+        self.change_watch = ChangeWatch(queue.paths.changed)
         self._idle_polls = 0
         self._cancels_seen: int | None = None  # the cancel folder's mtime when every request was last looked at
 
@@ -152,7 +152,6 @@ class Worker:
         if fresh:
             log.info("created an empty queue at %s", self.queue.root)
         self.queue.check_secure()
-        self.change_watch.watch(self.queue.paths.changed)
         self._write_worker_file()
         self.placer.start(time.time())
         self.cgroups = JobCgroups.open(self.who.worker_id)
@@ -181,6 +180,8 @@ class Worker:
         self.flags.install()
         try:
             while self.step(time.time()):
+                if self._idle and self.change_watch.arm():
+                    continue  # a change that came before the watch would not wake it: look once more
                 self.flags.wait(self._sleep_time(time.time()), self.change_watch.fd)
                 self.change_watch.drain()
         finally:

@@ -20,28 +20,35 @@ _IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
 
 
 class ChangeWatch:
-    """A descriptor that becomes readable when ``path`` is touched; ``fd`` is None without inotify."""
+    """A descriptor that becomes readable when ``path`` is touched, made when first asked for
+    (``arm``): a worker that never waits idle (a draining one that always has work) never pays for
+    it, nor for closing it, which waits out a kernel grace period (about 7 ms here)."""
 
-    def __init__(self) -> None:
-        self.fd: int | None = None
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None  # None until armed, and without inotify
+        self._armed = False
 
-    def watch(self, path: Path) -> None:
-        """Start watching ``path`` (an existing file); without inotify, ``fd`` stays None."""
-        import ctypes  # only a serving worker needs it: not every command that imports the worker
-        import ctypes.util
+    def arm(self) -> bool:
+        """Start watching ``path`` (an existing file), once; True when this call started it."""
+        if self._armed:
+            return False
+        self._armed = True
+        import ctypes  # only an idle worker needs it: not every command that imports the worker
 
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc = ctypes.CDLL(None, use_errno=True)  # the C library this interpreter runs on
             fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
             if fd < 0:
                 raise OSError(ctypes.get_errno(), "inotify_init1")
-            if libc.inotify_add_watch(fd, os.fsencode(path), _IN_ATTRIB | _IN_CLOSE_WRITE) < 0:
+            if libc.inotify_add_watch(fd, os.fsencode(self.path), _IN_ATTRIB | _IN_CLOSE_WRITE) < 0:
                 os.close(fd)
-                raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
+                raise OSError(ctypes.get_errno(), f"inotify_add_watch {self.path}")
         except (OSError, AttributeError) as exc:
             log.debug("no inotify (%s): an idle worker polls", exc)
-            return
+            return False
         self.fd = fd
+        return True
 
     def drain(self) -> None:
         """Consume the pending events (they only say: look again)."""

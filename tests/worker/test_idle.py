@@ -10,8 +10,9 @@ from expq.worker.wakeup import ChangeWatch
 
 def test_the_change_watch_becomes_readable_when_the_signal_moves(tmp_path):
     queue = JobQueue(tmp_path / "root").create()
-    watch = ChangeWatch()
-    watch.watch(queue.paths.changed)
+    watch = ChangeWatch(queue.paths.changed)
+    assert watch.fd is None  # made when first needed
+    assert watch.arm() and not watch.arm()
     assert watch.fd is not None
     assert select.select([watch.fd], [], [], 0)[0] == []
     signal_change(queue.paths)
