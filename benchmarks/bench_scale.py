@@ -93,13 +93,23 @@ def slot_shapes(cfg: Config) -> list[Row]:
     cases = [(shape, queue) for shape in shapes for queue in queues]
     rates: dict[tuple[tuple[int, int], str], list[float]] = {case: [] for case in cases}
     verdicts: dict[tuple[tuple[int, int], str], list[int]] = {case: [] for case in cases}
+    slots_in_all = shapes[0][0] * shapes[0][1]
+    floor: list[float] = []
     for rep in range(cfg.reps):
         for case in (cases if rep % 2 == 0 else cases[::-1]):
             (workers, slots), queue = case
             wall, ok = measure_expq(cfg, queues[queue], count, workers, slots, seconds)
             rates[case].append(count / wall)
             verdicts[case].append(ok)
-    rows = []
+        directory = cfg.fresh_dir("scale-floor-slots")
+        (directory / "markers").mkdir()
+        (directory / "runs").mkdir()
+        floor.append(count / _peers.floor_seconds(cfg, directory / "runs", count, slots_in_all,
+                                                  _marker_command(str(directory / "markers"), "JOB_ID", seconds)))
+    # What the jobs themselves cost bounds every shape: a bare Popen loop keeping the same slots busy.
+    rows = [Row(f"scale: Popen loop, {slots_in_all} at a time, {count:,} × sleep {seconds:g} (floor)", "jobs/s",
+                Stat(floor), f"ideal, {slots_in_all} slots busy", Stat([slots_in_all / seconds]),
+                ratio_label="of ideal")]
     for case in cases:
         (workers, slots), queue = case
         ideal = workers * slots / seconds
