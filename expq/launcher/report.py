@@ -11,15 +11,27 @@ reason, and ``status`` never fails because of one job's files.
 
 Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which needs every spec of
 the queue read once (the experiment is not in the file names).
+
+``status --json`` shows every job, so its cost and memory follow the queue: the listing is held as
+ids in arrays (8 bytes a job, ``_Listing``) and records are made and written one at a time, so memory
+does not grow with the queue; a pending job that never started (most of a big queue) takes a fast
+path that reads and checks its spec file as the full path does but builds no ``JobSpec`` and no
+paths (``_Unstarted``).
 """
 from __future__ import annotations
 
-import math
+import heapq
+import json
 import os
+import stat
 import time
-from collections.abc import Iterable, Iterator
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from expq.errors import InputError, NotFound
 from expq.launcher.run_files import (
@@ -33,12 +45,15 @@ from expq.launcher.run_files import (
 )
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
-from expq.queue.paths import RunPaths, job_id_of
+from expq.queue.paths import QueuePaths, RunPaths, job_id_of, pending_bucket
 from expq.queue.result import gpu_shape_key
-from expq.queue.spec import JobSpec
+from expq.queue.spec import JobSpec, check_spec
 from expq.queue.states import FINISHED, State
-from expq.queue.store import JobQueue
+from expq.queue.store import MAX_SPEC_BYTES, JobQueue
 from expq.queue.workers import live_workers
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparisonT as _T
 
 __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting", "finished_ids",
            "RECENT_FINISHED", "PENDING_SHOWN"]
@@ -46,9 +61,6 @@ __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
-
-_Entry = tuple[State, str]  # a listed job: its state at listing time and its queue file name
-_GROUP = {State.DONE: 0, State.FAILED: 0, State.CANCELLED: 0, State.RUNNING: 1, State.PENDING: 2}
 
 
 @dataclass(frozen=True)
@@ -100,10 +112,18 @@ class Workers:
         self._ids = [str(info.get("worker_id", "")) for info in infos if isinstance(info.get("gpus"), list)
                      and info.get("gpus")]
         self._reasons: list[dict[str, str]] | None = None  # read when a GPU job is first asked about
+        self._said: dict[tuple[int, int | None], str] = {}
 
     def why_waiting(self, gpus: int, gpu_mem: int | None = None) -> str:
         """Why a pending job that needs ``gpus`` GPUs (``gpu_mem`` bytes on each) cannot start now, as the
-        workers with GPUs last said (memory, other users' processes); "" when it only awaits its turn."""
+        workers with GPUs last said (memory, other users' processes); "" when it only awaits its turn.
+        Every job of one shape gets the same answer, worked out once: a sweep of 100,000 asks 100,000 times."""
+        said = self._said.get((gpus, gpu_mem))
+        if said is None:
+            said = self._said[gpus, gpu_mem] = self._why(gpus, gpu_mem)
+        return said
+
+    def _why(self, gpus: int, gpu_mem: int | None) -> str:
         if not self.gpus:
             return self.problem or "no live worker"
         if gpus > max(self.gpus):
@@ -133,17 +153,7 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
     A run file that exists but cannot be read adds its condition to ``reason``; it never raises.
     """
     run = queue.paths.run(spec.run_dir)
-    rec: dict[str, Any] = {
-        "id": spec.id, "state": state.value, "experiment": spec.experiment, "name": spec.name,
-        "command": list(spec.command), "config": spec.config, "gpus": [], "gpus_requested": spec.gpus,
-        "attempts": 0, "exit_code": None, "signal": None, "reason": "", "run_dir": str(run.dir),
-        "submitted_at": spec.submitted_at, "started_at": None, "finished_at": None, "duration": None,
-        "elapsed": None, "host": None, "priority": spec.priority, "after": list(spec.after),
-        "retries": spec.retries, "timeout": spec.timeout, "slurm_job": None, "cwd": spec.cwd, "user": spec.user,
-        "queue_position": position if state is State.PENDING else None,
-        "tags": [], "note": "", "warnings": [],
-        "gpu_mem": spec.gpu_mem, "gpu_mem_bytes": None, "gpu_util": None, "peak_gpu_mem_bytes": None,
-    }
+    rec = _base_record(vars(spec), state, str(run.dir), position)
     # A job that never started has no run directory: one failed stat instead of a look for each file.
     started = state is not State.PENDING or os.path.isdir(run.dir)
     if started:
@@ -171,6 +181,22 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
     if problems:
         rec["reason"] = "; ".join(dict.fromkeys(r for r in (rec["reason"], *problems) if r))
     return rec
+
+
+def _base_record(spec: dict[str, Any], state: State, run_dir: str, position: int | None) -> dict[str, Any]:
+    """A record before any run file is read. ``spec`` holds the spec's fields by name: a ``JobSpec``'s
+    (its ``vars``) or, for the fast path, a spec file's JSON that passed ``check_spec``."""
+    return {
+        "id": spec["id"], "state": state.value, "experiment": spec["experiment"], "name": spec["name"],
+        "command": list(spec["command"]), "config": spec["config"], "gpus": [], "gpus_requested": spec["gpus"],
+        "attempts": 0, "exit_code": None, "signal": None, "reason": "", "run_dir": run_dir,
+        "submitted_at": spec["submitted_at"], "started_at": None, "finished_at": None, "duration": None,
+        "elapsed": None, "host": None, "priority": spec["priority"], "after": list(spec["after"]),
+        "retries": spec["retries"], "timeout": spec["timeout"], "slurm_job": None, "cwd": spec["cwd"],
+        "user": spec["user"], "queue_position": position if state is State.PENDING else None,
+        "tags": [], "note": "", "warnings": [],
+        "gpu_mem": spec.get("gpu_mem"), "gpu_mem_bytes": None, "gpu_util": None, "peak_gpu_mem_bytes": None,
+    }
 
 
 def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
@@ -204,7 +230,10 @@ _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "peak_gpu_mem_bytes": (int,)}
 
 
-# -- choosing the jobs to show ---------------------------------------------------------------------
+# -- listing the queue, 8 bytes per job ---------------------------------------------------------------
+
+_COMPACT = 100_000_000  # ids below this have file names of 8 digits, which sort as the numbers do
+
 
 def _job_id(name: str) -> int:
     """The id in a listed name; -1 for a stray file (``notes.json``), which matches no job."""
@@ -213,6 +242,211 @@ def _job_id(name: str) -> int:
     except ValueError:
         return -1
 
+
+def _compact_id(base: str) -> int:
+    """The id of an ``<8 digits>.json`` file name, which ``_compact_name`` gives back; -1 for any other name."""
+    if len(base) == 13 and base.endswith(".json") and base.isascii() and base[:8].isdigit():
+        return int(base[:8])
+    return -1
+
+
+def _compact_name(job: int) -> str:
+    return f"{job:08d}.json"
+
+
+def _merged(first: Iterable[_T], second: list[_T]) -> Iterator[_T]:
+    """Two sorted sequences as one; ``second``, the names that are not compact, is nearly always empty."""
+    return heapq.merge(first, second) if second else iter(first)
+
+
+def _json_names(folder: str) -> Iterator[str]:
+    """The ``*.json`` names in a folder, one at a time (``os.listdir`` would hold them all as strings).
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".json"):
+                yield entry.name
+
+
+class _Names:
+    """The file names of one state's folder, in the order ``JobQueue.list_names`` gives: compact names
+    (every finished job's, up to id 99,999,999) as ids in an array, 8 bytes each, any other name (a
+    running job's claim token, a stray file) as the string it is."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        ids: array[int] = array("q")
+        odd: list[str] = []
+        for name in names:
+            job = _compact_id(name)
+            if job < 0:
+                odd.append(name)
+            else:
+                ids.append(job)
+        self.ids = array("q", sorted(ids))
+        self.odd = sorted(odd)
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.odd)
+
+    def __iter__(self) -> Iterator[str]:
+        return _merged(map(_compact_name, self.ids), self.odd)
+
+    def tail(self, count: int) -> list[str]:
+        """The last ``count`` names."""
+        return list(_merged(map(_compact_name, self.ids[-count:]), self.odd[-count:]))[-count:]
+
+    def by_id(self) -> Iterator[tuple[int, str]]:
+        """(id, name) by id, then name: the order ``status`` shows them in."""
+        return _merged(((job, _compact_name(job)) for job in self.ids), sorted((_job_id(n), n) for n in self.odd))
+
+    def only(self, keep: Callable[[int, str], bool]) -> _Names:
+        return _Names(name for job, name in self.by_id() if keep(job, name))
+
+
+class _Schedule:
+    """The names of ``pending/`` (``<bucket>/<priority>/<name>``) in schedule order, as
+    ``JobQueue.pending_names`` sorts them (by priority folder, name, then the whole name), each with its
+    place in the whole schedule (1: tried first), in 8 bytes per job.
+
+    A compact name is a code, ``(priority rank * _COMPACT + id) * buckets + bucket rank``, which sorts
+    as the name does; any other name (a stray file) is the negative code ``-1 - i`` of ``odd[i]``.
+    ``places`` are the places of the codes kept by ``only`` and ``head``; None for the whole schedule.
+    """
+
+    def __init__(self, priorities: list[str], buckets: list[str], odd: list[tuple[str, str, str]],
+                 codes: array[int], places: array[int] | None = None) -> None:
+        self.priorities = priorities
+        self.buckets = buckets
+        self.odd = odd  # (priority, name, whole name), sorted
+        self.codes = codes
+        self.places = places
+
+    @classmethod
+    def listed(cls, queue: JobQueue) -> _Schedule:
+        """One listing of every bucket and priority folder."""
+        folders = [(folder, *prefix.split("/")[:2]) for folder, prefix in queue.pending_folders()]
+        priorities = sorted({priority for _, _, priority in folders})
+        buckets = sorted({bucket for _, bucket, _ in folders}, key=lambda bucket: f"{bucket}/")
+        codes: array[int] = array("q")
+        odd: list[tuple[str, str, str]] = []
+        for folder, bucket, priority in folders:
+            base, rank = priorities.index(priority) * _COMPACT, buckets.index(bucket)
+            try:
+                names = _json_names(folder)
+                for name in names:
+                    job = _compact_id(name)
+                    if job < 0:
+                        odd.append((priority, name, f"{bucket}/{priority}/{name}"))
+                    else:
+                        codes.append((base + job) * len(buckets) + rank)
+            except (FileNotFoundError, NotADirectoryError):  # as pending_names: gone, or a file
+                continue
+        schedule = cls(priorities, buckets, sorted(odd), array("q", sorted(codes)))
+        if odd:
+            schedule.codes = array("q", heapq.merge(schedule.codes, range(-1, -len(odd) - 1, -1), key=schedule._key))
+        return schedule
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def _key(self, code: int) -> tuple[str, str, str]:
+        if code < 0:
+            return self.odd[-1 - code]
+        name, _ = self._decode(code)
+        priority, _, base = name.partition("/")[2].partition("/")
+        return priority, base, name
+
+    def _decode(self, code: int) -> tuple[str, int]:
+        """The name and job id of a code (-1 for a name that holds no id)."""
+        if code < 0:
+            name = self.odd[-1 - code][2]
+            return name, _job_id(name)
+        rest, bucket = divmod(code, len(self.buckets))
+        priority, job = divmod(rest, _COMPACT)
+        return f"{self.buckets[bucket]}/{self.priorities[priority]}/{_compact_name(job)}", job
+
+    def items(self) -> Iterator[tuple[str, int, int]]:
+        """(name, job id, place in the schedule) in schedule order."""
+        places = range(1, len(self.codes) + 1) if self.places is None else self.places
+        for code, place in zip(self.codes, places):
+            yield (*self._decode(code), place)
+
+    def only(self, keep: Callable[[int, str], bool]) -> _Schedule:
+        codes: array[int] = array("q")
+        places: array[int] = array("q")
+        for (name, job, place), code in zip(self.items(), self.codes):
+            if keep(job, name):
+                codes.append(code)
+                places.append(place)
+        return _Schedule(self.priorities, self.buckets, self.odd, codes, places)
+
+    def head(self, count: int) -> _Schedule:
+        places = array("q", range(1, count + 1)) if self.places is None else self.places
+        return _Schedule(self.priorities, self.buckets, self.odd, self.codes[:count], places[:count])
+
+
+@dataclass
+class _Listing:
+    """Some of the queue's files, as listed: ``pending`` in schedule order, the other states' names."""
+
+    pending: _Schedule
+    names: dict[State, _Names]  # running and the finished states
+
+    @classmethod
+    def listed(cls, queue: JobQueue) -> _Listing:
+        """Pending first, then running, then the finished states: a job that moves meanwhile is seen."""
+        pending = _Schedule.listed(queue)
+        return cls(pending, {state: _Names(_json_names(os.fspath(queue.paths.state_dir(state))))
+                             for state in State if state is not State.PENDING})
+
+    def counts(self) -> dict[str, int]:
+        return {state.value: len(self.pending) if state is State.PENDING else len(self.names[state])
+                for state in State}
+
+    def __len__(self) -> int:
+        return sum(self.counts().values())
+
+    def __iter__(self) -> Iterator[tuple[State, int, str]]:
+        """(state, id, name): pending in schedule order, then each state's by id."""
+        for name, job, _ in self.pending.items():
+            yield State.PENDING, job, name
+        for state, names in self.names.items():
+            for job, name in names.by_id():
+                yield state, job, name
+
+    def only(self, keep: Callable[[State, int, str], bool]) -> _Listing:
+        """The files ``keep(state, id, name)`` accepts, each asked about once."""
+        return _Listing(self.pending.only(partial(keep, State.PENDING)),
+                        {state: names.only(partial(keep, state)) for state, names in self.names.items()})
+
+    def of_states(self, states: Iterable[State]) -> _Listing:
+        kept = set(states)
+        return _Listing(self.pending if State.PENDING in kept else self.pending.head(0),
+                        {state: names if state in kept else _Names() for state, names in self.names.items()})
+
+    def shown(self, order: list[State]) -> Iterator[tuple[State, str, int | None]]:
+        """(state, name, place in the schedule) in the order ``status`` shows jobs: finished ones by id
+        (one id in several states: in ``order``), then running ones by id, then pending ones in
+        schedule order."""
+        finished = [_ranked(self.names[state].by_id(), rank, state)
+                    for rank, state in enumerate(s for s in order if s in FINISHED)]
+        for _, _, name, state in heapq.merge(*finished):
+            yield state, name, None
+        for _, name in self.names[State.RUNNING].by_id():
+            yield State.RUNNING, name, None
+        for name, _, place in self.pending.items():
+            yield State.PENDING, name, place
+
+
+def _ranked(named: Iterator[tuple[int, str]], rank: int, state: State) -> Iterator[tuple[int, int, str, State]]:
+    for job, name in named:
+        yield job, rank, name, state
+
+
+# -- choosing the jobs to show ---------------------------------------------------------------------
 
 def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec] | None:
     """The spec of a listed job; it may have moved on since the listing, or be malformed."""
@@ -242,8 +476,8 @@ def _experiment_of(queue: JobQueue, state: State, name: str) -> str | None:
     return experiment if isinstance(experiment, str) else None
 
 
-def _recent(queue: JobQueue, listing: dict[State, list[str]], limit: int) -> list[_Entry]:
-    """The ``limit`` most recently finished jobs.
+def _recent(queue: JobQueue, listing: _Listing, limit: int) -> dict[State, _Names]:
+    """The ``limit`` most recently finished jobs, by state.
 
     The rename into a finished state is the moment a job ended, and it sets the file's ctime. Only
     the newest ``RECENT_WINDOW`` ids of each finished state are stat-ed (finished names sort by id),
@@ -251,27 +485,35 @@ def _recent(queue: JobQueue, listing: dict[State, list[str]], limit: int) -> lis
     """
     stamped = []
     for state in FINISHED:
-        for name in listing[state][-RECENT_WINDOW:]:
+        for name in listing.names[state].tail(RECENT_WINDOW):
             try:
                 stamped.append((os.stat(queue.paths.state_dir(state) / name).st_ctime, _job_id(name), state, name))
             except FileNotFoundError:
                 continue
     stamped.sort()
-    return [(state, name) for _, _, state, name in stamped[-limit:]]
+    return {state: _Names(name for _, _, s, name in stamped[-limit:] if s is state) for state in FINISHED}
 
 
-def _default_view(queue: JobQueue, listing: dict[State, list[str]]) -> list[_Entry]:
+def _default_view(queue: JobQueue, listing: _Listing) -> _Listing:
     """Every running job, the first ``PENDING_SHOWN`` pending ones and the most recently finished."""
-    chosen = [(State.RUNNING, n) for n in listing[State.RUNNING]]
-    chosen += [(State.PENDING, n) for n in listing[State.PENDING][:PENDING_SHOWN]]
-    return chosen + _recent(queue, listing, RECENT_FINISHED)
+    return _Listing(listing.pending.head(PENDING_SHOWN),
+                    {State.RUNNING: listing.names[State.RUNNING], **_recent(queue, listing, RECENT_FINISHED)})
 
 
-def _count(entries: Iterable[_Entry]) -> dict[str, int]:
-    counts = {state.value: 0 for state in State}
-    for state, _ in entries:
-        counts[state.value] += 1
-    return counts
+def _of_ids(listing: _Listing, ids: tuple[int, ...], wanted: list[State]) -> _Listing:
+    """The files of the jobs ``ids`` in the ``wanted`` states: of a job listed twice (it moved during
+    the listing), the file listed last.
+
+    Raises:
+        NotFound: one of ``ids`` is no job of this listing.
+    """
+    asked = set(ids)
+    where = {job: (state, name) for state, job, name in listing if job in asked}
+    missing = [job for job in ids if job not in where]
+    if missing:
+        raise NotFound("job", missing[0])
+    picked = {where[job] for job in ids if where[job][0] in wanted}
+    return listing.only(lambda state, job, name: (state, name) in picked)
 
 
 def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot:
@@ -296,7 +538,7 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
 
 def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dict[str, int], Iterator[dict[str, Any]]]:
     """The counts, and the records of ``collect`` one at a time, in the same order: ``status --json``
-    of 100,000 jobs holds one record at a time, not all of them (the order comes from the names)."""
+    of 100,000 jobs holds one record at a time and the listing as ids, not names (see ``_Listing``)."""
     now = time.time() if now is None else now
     chosen = _select(queue, query)
     return chosen.counts, _records(queue, chosen, Workers(queue, now), now)
@@ -304,65 +546,183 @@ def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dic
 
 @dataclass
 class _Chosen:
-    """The jobs a query selects, as (state, name), and what their records need."""
+    """The jobs a query selects, and what is said about them."""
 
-    entries: list[_Entry]
+    listing: _Listing
+    order: list[State]  # the states asked for, in the order asked
     counts: dict[str, int]
     hidden: int
     queue_counts: dict[str, int]
-    positions: dict[str, int]
 
 
 def _select(queue: JobQueue, query: Query) -> _Chosen:
-    listing = {state: queue.list_names(state) for state in State}
-    queue_counts = {state.value: len(names) for state, names in listing.items()}
-    schedule = listing[State.PENDING]
+    listing = _Listing.listed(queue)
+    queue_counts = listing.counts()
     if query.tag is not None:  # only the tagged jobs: the rest of the view works on their listing
         tagged = tagged_run_dirs(queue.paths.experiments, query.tag)
-        listing = {state: [n for n in names if _job_id(n) in tagged] for state, names in listing.items()}
-    wanted = [State(s) for s in query.states] if query.states else list(State)
+        listing = listing.only(lambda state, job, name: job in tagged)
+    wanted = list(dict.fromkeys(State(s) for s in query.states)) if query.states else list(State)
     hidden = 0
     if query.ids:
-        where = {_job_id(n): (s, n) for s, names in listing.items() for n in names}
-        missing = [job for job in query.ids if job not in where]
-        if missing:
-            raise NotFound("job", missing[0])
-        chosen = [where[job] for job in dict.fromkeys(query.ids) if where[job][0] in wanted]
-        matching = chosen
-    elif query.experiment is not None:
-        matching = [(s, n) for s in wanted for n in listing[s] if _experiment_of(queue, s, n) == query.experiment]
-        if query.everything or query.states:
-            chosen = matching
-        else:
-            chosen = _default_view(queue, {s: [n for ms, n in matching if ms is s] for s in State})
-            hidden = len(matching) - len(chosen)
+        chosen = matching = _of_ids(listing, query.ids, wanted)
     else:
-        matching = [(s, n) for s in wanted for n in listing[s]]
+        matching = listing.of_states(wanted)
+        if query.experiment is not None:
+            matching = matching.only(lambda state, job, name: _experiment_of(queue, state, name) == query.experiment)
         if query.everything or query.states:
             chosen = matching
         else:
-            chosen = _default_view(queue, listing)
+            chosen = _default_view(queue, matching)
             hidden = len(matching) - len(chosen)
-    positions = ({n: i for i, n in enumerate(schedule, 1)}
-                 if any(s is State.PENDING for s, _ in chosen) else {})
-    chosen.sort(key=lambda entry: _display_order(entry, positions))
-    return _Chosen(chosen, _count(matching), hidden, queue_counts, positions)
+    return _Chosen(chosen, wanted, matching.counts(), hidden, queue_counts)
 
 
 def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> Iterator[dict[str, Any]]:
-    for state, name in chosen.entries:
-        found = _read_spec(queue, state, name)
-        if found is not None:
-            yield record(queue, found[0], found[1], workers, now, chosen.positions.get(name))
+    run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
+    with _Unstarted(queue, workers, run_dirs) as unstarted:
+        for state, name, place in chosen.listing.shown(chosen.order):
+            rec = unstarted.record(name, place) if place is not None else None
+            if rec is None:
+                found = _read_spec(queue, state, name)
+                rec = None if found is None else record(queue, found[0], found[1], workers, now, place)
+            if rec is not None:
+                yield rec
 
 
-def _display_order(entry: _Entry, positions: dict[str, int]) -> tuple[int, float, int]:
-    """Finished jobs by id, then running ones by id, then pending ones in schedule order: from the
-    listing alone, before any spec is read."""
-    state, name = entry
-    group = _GROUP[state]
-    position = positions.get(name) if state is State.PENDING else None
-    return group, (position if position is not None else (math.inf if group == 2 else 0)), _job_id(name)
+# -- the fast path: pending jobs that never started ----------------------------------------------------
+
+_LIST_RUN_DIRS_FROM = 1000  # pending jobs shown: from this many, a listing of their experiments costs less
+
+
+class _RunDirs:
+    """Whether a job's run directory exists: it does not for a job that never started.
+
+    A stat each costs 100,000 failed lookups for ``status --json`` of a sweep waiting for GPUs. With
+    ``listed``, each experiment folder is listed once instead, as the ids of its ``<id>-<name>``
+    entries in a sorted array (8 bytes each), and only a job whose id is there is stat-ed. A table
+    shows 50 pending jobs at most, for which stats cost less than listing a folder of a whole sweep.
+    """
+
+    def __init__(self, experiments: Path, listed: bool) -> None:
+        self._experiments = os.fspath(experiments)
+        self._listed = listed
+        self._ids: dict[str, array[int] | None] = {}
+
+    def exists(self, experiment: str, job: int, run_dir: str) -> bool:
+        """Whether ``run_dir``, the run directory of ``job`` in ``experiment``, is a folder."""
+        ids = self._folder_ids(experiment) if self._listed else None
+        if ids is not None:
+            at = bisect_left(ids, job)
+            if at == len(ids) or ids[at] != job:
+                return False
+        return os.path.isdir(run_dir)
+
+    def _folder_ids(self, experiment: str) -> array[int] | None:
+        """The ids of an experiment folder's entries; None when it cannot be listed (stat each job)."""
+        if experiment not in self._ids:
+            ids: array[int] = array("q")
+            try:
+                with os.scandir(f"{self._experiments}/{experiment}") as entries:
+                    for entry in entries:
+                        head, dash, _ = entry.name.partition("-")
+                        if dash and head.isascii() and head.isdigit():
+                            ids.append(int(head))
+            except (FileNotFoundError, NotADirectoryError):  # no folder: no run directory in it either
+                pass
+            except OSError:
+                self._ids[experiment] = None
+                return None
+            self._ids[experiment] = array("q", sorted(ids))
+        return self._ids[experiment]
+
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # as read_queue_file opens specs
+_DECODER = json.JSONDecoder()
+
+
+class _Unstarted:
+    """Records of pending jobs that never started, from their spec file alone.
+
+    A big queue is mostly such jobs (a sweep waiting for GPUs), and the full path (``_read_spec``, then
+    ``record``) costs about 100 µs each: a ``JobSpec``, ``Path`` objects, checks of the file name, a
+    stat of the run directory, the reason worked out again. This one reads the file once, checks the
+    parsed dict with ``check_spec`` (the checks ``JobSpec.from_dict`` makes), compares the file name
+    with the one the spec implies, and asks for the reason of the job's GPU shape, which ``Workers``
+    works out once. Anything else (a file that moved, is not a small regular file or not a valid
+    spec, a spec without every field, dependencies, a name that does not match, a run directory that
+    exists) gets None: the full path then gives the record, or leaves the job out, as it always did.
+    """
+
+    def __init__(self, queue: JobQueue, workers: Workers, run_dirs: _RunDirs) -> None:
+        self._root = os.path.join(queue.root, "")
+        self._workers = workers
+        self._run_dirs = run_dirs
+        self._buckets: dict[tuple[int, int | None], str] = {}
+        try:
+            self._folder: int | None = os.open(queue.paths.state_dir(State.PENDING), os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # pending/ went away: the full path says what became of each job
+            self._folder = None
+
+    def __enter__(self) -> _Unstarted:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._folder is not None:
+            os.close(self._folder)
+
+    def record(self, name: str, place: int) -> dict[str, Any] | None:
+        spec = self._spec(name)
+        if spec is None or spec["after"]:
+            return None
+        if name != QueuePaths.file_name(State.PENDING, spec["id"], spec["priority"], bucket=self._bucket(spec)):
+            return None
+        run_dir = self._root + spec["run_dir"]  # str(root / run_dir): a checked run_dir has nothing to normalise
+        if self._run_dirs.exists(spec["experiment"], spec["id"], run_dir):  # it ran before, or was tagged
+            return None
+        rec = _base_record(spec, State.PENDING, run_dir, place)
+        rec["reason"] = self._workers.why_waiting(spec["gpus"], spec.get("gpu_mem"))
+        return rec
+
+    def _spec(self, name: str) -> dict[str, Any] | None:
+        """The checked JSON of a whole spec file (see ``check_spec``); None for anything the full path
+        must judge. Parsed as ``json.loads`` would, but without its look for the encoding and for
+        whitespace around the value: a file that has either is left to the full path."""
+        raw = self._read(name)
+        if raw is None:
+            return None
+        try:
+            text = raw.decode()
+            data, end = _DECODER.raw_decode(text)
+            return data if end == len(text) and check_spec(data) else None
+        except (ValueError, RecursionError, InputError):
+            return None
+
+    def _read(self, name: str) -> bytes | None:
+        """A small regular file in one read, never following a link or waiting on a FIFO."""
+        if self._folder is None:
+            return None
+        try:
+            fd = os.open(name, _READ_FLAGS, dir_fd=self._folder)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SPEC_BYTES:
+                return None
+            raw = os.read(fd, info.st_size + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return raw if len(raw) == info.st_size else None  # else it is being written: the full path reads it
+
+    def _bucket(self, spec: dict[str, Any]) -> str:
+        """The bucket of the spec's GPU shape (``pending_bucket`` wants a ``JobSpec``: one per shape)."""
+        shape = spec["gpus"], spec.get("gpu_mem")
+        bucket = self._buckets.get(shape)
+        if bucket is None:
+            bucket = self._buckets[shape] = pending_bucket(JobSpec.from_dict(spec))
+        return bucket
 
 
 def show(queue: JobQueue, job_id: int) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The job spec: what the user asked for, frozen once queued, serialised explicitly as JSON."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -11,7 +12,7 @@ from expq._fs import check_name
 from expq.contract import is_reserved_var
 from expq.errors import InputError
 
-__all__ = ["JobSpec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir", "parse_size", "format_size"]
+__all__ = ["JobSpec", "check_spec", "SPEC_VERSION", "MAX_PRIORITY", "expected_run_dir", "parse_size", "format_size"]
 
 SPEC_VERSION = 1
 MAX_PRIORITY = 9999
@@ -65,24 +66,12 @@ class JobSpec:
         Raises:
             InputError: the dict is not a valid version-1 spec.
         """
-        if not isinstance(data, dict):
-            raise InputError(f"invalid job spec: expected a JSON object, got {type(data).__name__}")
-        data = dict(data)
-        version = data.pop("version", None)
-        if version != SPEC_VERSION:
-            raise InputError(f"invalid job spec: unsupported version {version!r} (expected {SPEC_VERSION})")
-        unknown = sorted(data.keys() - _KNOWN)
-        if unknown:
-            raise InputError(f"invalid job spec: unknown keys {', '.join(unknown)}")
-        missing = sorted(_REQUIRED - data.keys())
-        if missing:
-            raise InputError(f"invalid job spec: missing keys {', '.join(missing)}")
-        _check_types(data)
-        data["command"] = tuple(data["command"])
-        data["after"] = tuple(data.get("after", ()))
-        data["placeholders"] = tuple(data.get("placeholders", ()))
-        _check_contract(data)
-        return cls(**data)
+        check_spec(data)
+        values = {key: value for key, value in data.items() if key != "version"}
+        values["command"] = tuple(values["command"])
+        values["after"] = tuple(values.get("after", ()))
+        values["placeholders"] = tuple(values.get("placeholders", ()))
+        return cls(**values)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> JobSpec:
@@ -100,6 +89,30 @@ class JobSpec:
         return cls.from_dict(data)
 
 
+def check_spec(data: Any) -> bool:
+    """Refuse what ``JobSpec.from_dict`` refuses, reading ``data`` without copying or building anything:
+    ``status --json`` checks 100,000 parsed specs and then uses them as the dicts they are.
+
+    Returns:
+        Whether ``data`` is whole: every key ``to_dict`` writes, in its order (a spec file of expq).
+
+    Raises:
+        InputError: ``data`` is not a valid version-1 spec (the first problem found, by name).
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"invalid job spec: expected a JSON object, got {type(data).__name__}")
+    version = data.get("version")
+    if version != SPEC_VERSION:
+        raise InputError(f"invalid job spec: unsupported version {version!r} (expected {SPEC_VERSION})")
+    whole = tuple(map(type, data.values())) in _WRITTEN_SHAPES.get(tuple(data), frozenset())
+    if not whole:
+        _check_keys(data)
+        _check_types(data)
+    _check_items(data)
+    _check_contract(data)
+    return whole
+
+
 def expected_run_dir(job_id: int, experiment: str, name: str) -> str:
     """The run directory a job must have, relative to the root: a spec cannot point anywhere else."""
     return f"experiments/{experiment}/{job_id}-{name}"
@@ -110,7 +123,7 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(...) builds one per call
 _FIELD_NAMES = tuple(f.name for f in fields(JobSpec))
-_KNOWN = frozenset(_FIELD_NAMES)  # computed once: status --json parses 100,000 specs
+_ALLOWED = frozenset(_FIELD_NAMES) | {"version"}  # computed once: status --json checks 100,000 specs
 _REQUIRED = frozenset(f.name for f in fields(JobSpec) if f.default is MISSING and f.default_factory is MISSING)
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -122,15 +135,45 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# The exact types of the values ``_check_types`` accepts, as JSON gives them (no subclasses).
+_EXACT_TYPES = {key: frozenset(kinds) - ({bool} if key != "strict" else set()) for key, kinds in _TYPES.items()}
+
+
+def _written_shapes() -> dict[tuple[str, ...], frozenset[tuple[type, ...]]]:
+    """The keys of a spec as ``to_dict`` writes them, in order (``gpu_mem`` only when set), and every
+    combination of exact value types ``_check_keys`` and ``_check_types`` accept: a parsed spec file
+    whose keys and types are one of these passes both, so checking it takes one lookup."""
+    written = ("version", *_FIELD_NAMES)
+    kinds = {"version": frozenset({int}), **_EXACT_TYPES}
+    return {keys: frozenset(itertools.product(*(kinds[key] for key in keys)))
+            for keys in (written, tuple(key for key in written if key != "gpu_mem"))}
+
+
+_WRITTEN_SHAPES = _written_shapes()
+
+
+def _check_keys(data: dict[str, Any]) -> None:
+    if not _ALLOWED.issuperset(data):
+        raise InputError(f"invalid job spec: unknown keys {', '.join(sorted(data.keys() - _ALLOWED))}")
+    if not data.keys() >= _REQUIRED:
+        raise InputError(f"invalid job spec: missing keys {', '.join(sorted(_REQUIRED - data.keys()))}")
+
+
 def _check_types(data: dict[str, Any]) -> None:
     for key, value in data.items():
-        if not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and key != "strict"):
-            raise InputError(f"invalid job spec: {key} has type {type(value).__name__}")
+        if key != "version" and (not isinstance(value, _TYPES[key]) or (isinstance(value, bool) and key != "strict")):
+            raise InputError(f"invalid job spec: {key} has type {type(value).__name__}")  # the version: by value
+
+
+def _check_items(data: dict[str, Any]) -> None:
+    """The items of the lists, which their type alone does not say."""
     if not data["command"] or not all(isinstance(a, str) for a in data["command"]):
         raise InputError("invalid job spec: command must be a non-empty list of strings")
-    if not all(isinstance(a, int) and not isinstance(a, bool) for a in data.get("after", ())):
+    after = data.get("after")
+    if after and not all(isinstance(a, int) and not isinstance(a, bool) for a in after):
         raise InputError("invalid job spec: after must list job ids")
-    if not all(isinstance(k, str) for k in data.get("placeholders", ())):
+    placeholders = data.get("placeholders")
+    if placeholders and not all(isinstance(k, str) for k in placeholders):
         raise InputError("invalid job spec: placeholders must list config keys")
 
 
@@ -150,8 +193,9 @@ def _check_contract(data: dict[str, Any]) -> None:
     timeout = data.get("timeout")
     if timeout is not None and not 0 < timeout < float("inf"):
         raise InputError(f"invalid job spec: timeout {timeout!r} is not a positive number of seconds")
-    if any(dep < 1 or dep == job_id for dep in data["after"]):
-        raise InputError(f"invalid job spec: after {list(data['after'])} names job {job_id} itself or an id < 1")
+    after = data.get("after")
+    if after and any(dep < 1 or dep == job_id for dep in after):
+        raise InputError(f"invalid job spec: after {list(after)} names job {job_id} itself or an id < 1")
     try:
         check_name("experiment", data["experiment"])
         check_name("run", data["name"])
@@ -162,7 +206,7 @@ def _check_contract(data: dict[str, Any]) -> None:
                          f"{expected_run_dir(job_id, data['experiment'], data['name'])!r}")
     if not os.path.isabs(data["cwd"]):
         raise InputError(f"invalid job spec: cwd {data['cwd']!r} is not an absolute path")
-    if any("\0" in arg for arg in (*data["command"], data["cwd"])):
+    if "\0" in data["cwd"] or "\0" in "".join(data["command"]):  # one join: the arguments are strings
         raise InputError("invalid job spec: NUL byte in the command or cwd")
     for key, value in data.get("env", {}).items():
         if not isinstance(value, str) or not _ENV_KEY.fullmatch(key) or "\0" in value:

@@ -42,7 +42,7 @@ def test_run_all_quick_prints_the_table(tmp_path: Path) -> None:
     # run_all is the slowest test of the suite, the benchmarks are not run again one by one)
     rows = _squeezed(result.stdout)
     assert rows.count("(exactly once in 1/1 reps)") == 5, rows
-    assert rows.count("of ideal") == 4, rows
+    assert rows.count("of ideal") == 5, rows  # four slot shapes and their floor
     for kind in ("GPU-blocked", "dependency-blocked"):
         assert rows.count(f"{kind} jobs, worker start to exit") == 3, rows
     for metric in ("1 idle worker", "idle workers", "expq cancel of", "expq status --json", "peak RSS"):
