@@ -12,7 +12,7 @@ the job's run directory, made by the worker)::
     runs/<sub-run>/       exp.run(...) inside this run, same layout, nested as deep as calls go
 
 Files the worker owns in a queued run directory (never written here): job.json, config.yaml,
-run.env, stdout.log, stderr.log, result.json, attempts/.
+run.env, stdout.log, stderr.log, result.json, attempts/ (a job that ran more than once).
 """
 from __future__ import annotations
 
