@@ -102,17 +102,28 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
         os.close(fd)
 
 
-def read_at_most(fd: int, limit: int) -> bytes:
+_FIRST_READ = 64 << 10  # bytes: what a first read asks for at least (a small allocation)
+
+
+def read_at_most(fd: int, limit: int, expected: int = 0) -> bytes:
     """What ``fd`` holds, but never more than ``limit + 1`` bytes: one byte over the limit tells the
-    caller the file is too large, without reading a huge (or endless, ``/dev/zero``) one."""
+    caller the file is too large, without reading a huge (or endless, ``/dev/zero``) one.
+
+    ``os.read`` allocates what it is asked for (16 MiB per spec read cost a claim, or ``status --json``,
+    an mmap and a munmap each), so reads start at ``expected + 1`` bytes (a regular file's size from
+    ``fstat``; at least 64 KiB) and double only while they come back full."""
     chunks: list[bytes] = []
     size = 0
+    want = max(expected + 1, _FIRST_READ)
     while size <= limit:
-        chunk = os.read(fd, limit + 1 - size)
+        asked = min(limit + 1 - size, want)
+        chunk = os.read(fd, asked)
         if not chunk:
             break
         chunks.append(chunk)
         size += len(chunk)
+        if len(chunk) == asked:
+            want *= 2
     return b"".join(chunks)
 
 

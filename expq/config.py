@@ -221,12 +221,12 @@ def _read_text(path: Path, what: str) -> str:
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise InputError(f"cannot read {what}: Is a directory")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise InputError(f"cannot read {what}: not a regular file")
-        raw = read_at_most(fd, MAX_FILE_BYTES)
+        raw = read_at_most(fd, MAX_FILE_BYTES, info.st_size)
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}") from None
     finally:

@@ -1,0 +1,52 @@
+"""Reading a file whole, but never more than a limit (plus the one byte that tells it is too large)."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from expq._fs import read_at_most
+
+
+@pytest.mark.parametrize("size", [0, 1, 400, 64 << 10, (64 << 10) + 1, 300_000])
+def test_a_file_within_the_limit_is_read_whole(tmp_path: Path, size: int) -> None:
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert read_at_most(fd, 1 << 20, os.fstat(fd).st_size) == data
+    finally:
+        os.close(fd)
+
+
+def test_a_file_that_grew_since_its_stat_is_still_read_whole(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 200_000)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        assert read_at_most(fd, 1 << 20, expected=10) == b"x" * 200_000
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("expected", [0, 100])
+def test_an_endless_stream_stops_one_byte_over_the_limit(expected: int) -> None:
+    read_end, write_end = os.pipe()
+    limit = 300_000
+
+    def feed() -> None:
+        try:
+            while True:
+                os.write(write_end, b"z" * 65536)
+        except BrokenPipeError:
+            return
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        assert len(read_at_most(read_end, limit, expected)) == limit + 1
+    finally:
+        os.close(read_end)
+        feeder.join(timeout=10)
+        os.close(write_end)
