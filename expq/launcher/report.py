@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import stat
 import time
 from array import array
 from bisect import bisect_left
@@ -49,7 +48,7 @@ from expq.queue.paths import QueuePaths, RunPaths, job_id_of, pending_bucket
 from expq.queue.result import gpu_shape_key
 from expq.queue.spec import JobSpec, check_spec
 from expq.queue.states import FINISHED, State
-from expq.queue.store import MAX_SPEC_BYTES, JobQueue
+from expq.queue.store import JobQueue, read_queue_file
 from expq.queue.workers import live_workers
 
 if TYPE_CHECKING:
@@ -579,14 +578,14 @@ def _select(queue: JobQueue, query: Query) -> _Chosen:
 
 def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> Iterator[dict[str, Any]]:
     run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
-    with _Unstarted(queue, workers, run_dirs) as unstarted:
-        for state, name, place in chosen.listing.shown(chosen.order):
-            rec = unstarted.record(name, place) if place is not None else None
-            if rec is None:
-                found = _read_spec(queue, state, name)
-                rec = None if found is None else record(queue, found[0], found[1], workers, now, place)
-            if rec is not None:
-                yield rec
+    unstarted = _Unstarted(queue, workers, run_dirs)
+    for state, name, place in chosen.listing.shown(chosen.order):
+        rec = unstarted.record(name, place) if place is not None else None
+        if rec is None:
+            found = _read_spec(queue, state, name)
+            rec = None if found is None else record(queue, found[0], found[1], workers, now, place)
+        if rec is not None:
+            yield rec
 
 
 # -- the fast path: pending jobs that never started ----------------------------------------------------
@@ -636,7 +635,6 @@ class _RunDirs:
         return self._ids[experiment]
 
 
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # as read_queue_file opens specs
 _DECODER = json.JSONDecoder()
 
 
@@ -658,17 +656,7 @@ class _Unstarted:
         self._workers = workers
         self._run_dirs = run_dirs
         self._buckets: dict[tuple[int, int | None], str] = {}
-        try:
-            self._folder: int | None = os.open(queue.paths.state_dir(State.PENDING), os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:  # pending/ went away: the full path says what became of each job
-            self._folder = None
-
-    def __enter__(self) -> _Unstarted:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._folder is not None:
-            os.close(self._folder)
+        self._pending = os.fspath(queue.paths.state_dir(State.PENDING))
 
     def record(self, name: str, place: int) -> dict[str, Any] | None:
         spec = self._spec(name)
@@ -687,34 +675,13 @@ class _Unstarted:
         """The checked JSON of a whole spec file (see ``check_spec``); None for anything the full path
         must judge. Parsed as ``json.loads`` would, but without its look for the encoding and for
         whitespace around the value: a file that has either is left to the full path."""
-        raw = self._read(name)
-        if raw is None:
-            return None
         try:
+            raw, _ = read_queue_file(f"{self._pending}/{name}")
             text = raw.decode()
             data, end = _DECODER.raw_decode(text)
             return data if end == len(text) and check_spec(data) else None
-        except (ValueError, RecursionError, InputError):
+        except (OSError, ValueError, RecursionError, InputError):  # gone, not a small regular file, not a spec
             return None
-
-    def _read(self, name: str) -> bytes | None:
-        """A small regular file in one read, never following a link or waiting on a FIFO."""
-        if self._folder is None:
-            return None
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=self._folder)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SPEC_BYTES:
-                return None
-            raw = os.read(fd, info.st_size + 1)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        return raw if len(raw) == info.st_size else None  # else it is being written: the full path reads it
 
     def _bucket(self, spec: dict[str, Any]) -> str:
         """The bucket of the spec's GPU shape (``pending_bucket`` wants a ``JobSpec``: one per shape)."""
