@@ -39,9 +39,9 @@ def fast_and_full(queue: JobQueue, listed: bool = True) -> list[tuple[dict[str, 
     """(fast path's record, full path's record) of every pending file, in schedule order; ``listed``: the
     fast path lists experiment folders rather than stat each run directory."""
     workers = report.Workers(queue, NOW)
-    with report._Unstarted(queue, workers, report._RunDirs(queue.paths.experiments, listed)) as unstarted:
-        return [(unstarted.record(name, place), full_record(queue, name, workers, place))
-                for place, name in enumerate(queue.list_names(State.PENDING), 1)]
+    unstarted = report._Unstarted(queue, workers, report._RunDirs(queue.paths.experiments, listed))
+    return [(unstarted.record(name, place), full_record(queue, name, workers, place))
+            for place, name in enumerate(queue.list_names(State.PENDING), 1)]
 
 
 def status_json(queue: JobQueue, capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
