@@ -103,8 +103,9 @@ def reap_exited(pids: Collection[int]) -> list[tuple[int, ExitStatus]]:
         if found.si_pid not in pids:
             break
         status = reap(found.si_pid)
-        if status is not None:
-            ended.append((found.si_pid, status))
+        if status is None:  # seen exited, yet not reapable: never loop on it, ask each in turn
+            break
+        ended.append((found.si_pid, status))
     reaped = {pid for pid, _ in ended}
     return ended + [(pid, status) for pid in pids if pid not in reaped and (status := reap(pid)) is not None]
 
