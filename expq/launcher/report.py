@@ -13,26 +13,25 @@ Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which 
 the queue read once (the experiment is not in the file names).
 
 ``status --json`` shows every job, so its cost and memory follow the queue: the listing is held as
-ids in arrays (8 bytes a job, ``_Listing``) and records are made and written one at a time, so memory
+ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written one at a time, so memory
 does not grow with the queue; a pending job that never started (most of a big queue) takes a fast
 path that reads and checks its spec file as the full path does but builds no ``JobSpec`` and no
 paths (``_Unstarted``).
 """
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from expq.errors import InputError, NotFound
+from expq.launcher.listing import Listing, Names, listed_id
 from expq.launcher.run_files import (
     may_have_attempts,
     read_gpu_reasons,
@@ -44,15 +43,12 @@ from expq.launcher.run_files import (
 )
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
-from expq.queue.paths import QueuePaths, RunPaths, job_id_of, pending_bucket
+from expq.queue.paths import QueuePaths, RunPaths, pending_bucket
 from expq.queue.result import gpu_shape_key
 from expq.queue.spec import JobSpec, check_spec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue, read_queue_file
 from expq.queue.workers import live_workers
-
-if TYPE_CHECKING:
-    from _typeshed import SupportsRichComparisonT as _T
 
 __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting", "finished_ids",
            "RECENT_FINISHED", "PENDING_SHOWN"]
@@ -229,222 +225,6 @@ _RESULT_TYPES: dict[str, tuple[type, ...]] = {
     "peak_gpu_mem_bytes": (int,)}
 
 
-# -- listing the queue, 8 bytes per job ---------------------------------------------------------------
-
-_COMPACT = 100_000_000  # ids below this have file names of 8 digits, which sort as the numbers do
-
-
-def _job_id(name: str) -> int:
-    """The id in a listed name; -1 for a stray file (``notes.json``), which matches no job."""
-    try:
-        return job_id_of(name)
-    except ValueError:
-        return -1
-
-
-def _compact_id(base: str) -> int:
-    """The id of an ``<8 digits>.json`` file name, which ``_compact_name`` gives back; -1 for any other name."""
-    if len(base) == 13 and base.endswith(".json") and base.isascii() and base[:8].isdigit():
-        return int(base[:8])
-    return -1
-
-
-def _compact_name(job: int) -> str:
-    return f"{job:08d}.json"
-
-
-def _merged(first: Iterable[_T], second: list[_T]) -> Iterator[_T]:
-    """Two sorted sequences as one; ``second``, the names that are not compact, is nearly always empty."""
-    return heapq.merge(first, second) if second else iter(first)
-
-
-def _json_names(folder: str) -> Iterator[str]:
-    """The ``*.json`` names in a folder, one at a time (``os.listdir`` would hold them all as strings).
-
-    Raises:
-        OSError: the folder cannot be listed.
-    """
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.endswith(".json"):
-                yield entry.name
-
-
-class _Names:
-    """The file names of one state's folder, in the order ``JobQueue.list_names`` gives: compact names
-    (every finished job's, up to id 99,999,999) as ids in an array, 8 bytes each, any other name (a
-    running job's claim token, a stray file) as the string it is."""
-
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        ids: array[int] = array("q")
-        odd: list[str] = []
-        for name in names:
-            job = _compact_id(name)
-            if job < 0:
-                odd.append(name)
-            else:
-                ids.append(job)
-        self.ids = array("q", sorted(ids))
-        self.odd = sorted(odd)
-
-    def __len__(self) -> int:
-        return len(self.ids) + len(self.odd)
-
-    def __iter__(self) -> Iterator[str]:
-        return _merged(map(_compact_name, self.ids), self.odd)
-
-    def tail(self, count: int) -> list[str]:
-        """The last ``count`` names."""
-        return list(_merged(map(_compact_name, self.ids[-count:]), self.odd[-count:]))[-count:]
-
-    def by_id(self) -> Iterator[tuple[int, str]]:
-        """(id, name) by id, then name: the order ``status`` shows them in."""
-        return _merged(((job, _compact_name(job)) for job in self.ids), sorted((_job_id(n), n) for n in self.odd))
-
-    def only(self, keep: Callable[[int, str], bool]) -> _Names:
-        return _Names(name for job, name in self.by_id() if keep(job, name))
-
-
-class _Schedule:
-    """The names of ``pending/`` (``<bucket>/<priority>/<name>``) in schedule order, as
-    ``JobQueue.pending_names`` sorts them (by priority folder, name, then the whole name), each with its
-    place in the whole schedule (1: tried first), in 8 bytes per job.
-
-    A compact name is a code, ``(priority rank * _COMPACT + id) * buckets + bucket rank``, which sorts
-    as the name does; any other name (a stray file) is the negative code ``-1 - i`` of ``odd[i]``.
-    ``places`` are the places of the codes kept by ``only`` and ``head``; None for the whole schedule.
-    """
-
-    def __init__(self, priorities: list[str], buckets: list[str], odd: list[tuple[str, str, str]],
-                 codes: array[int], places: array[int] | None = None) -> None:
-        self.priorities = priorities
-        self.buckets = buckets
-        self.odd = odd  # (priority, name, whole name), sorted
-        self.codes = codes
-        self.places = places
-
-    @classmethod
-    def listed(cls, queue: JobQueue) -> _Schedule:
-        """One listing of every bucket and priority folder."""
-        folders = [(folder, *prefix.split("/")[:2]) for folder, prefix in queue.pending_folders()]
-        priorities = sorted({priority for _, _, priority in folders})
-        buckets = sorted({bucket for _, bucket, _ in folders}, key=lambda bucket: f"{bucket}/")
-        codes: array[int] = array("q")
-        odd: list[tuple[str, str, str]] = []
-        for folder, bucket, priority in folders:
-            base, rank = priorities.index(priority) * _COMPACT, buckets.index(bucket)
-            try:
-                names = _json_names(folder)
-                for name in names:
-                    job = _compact_id(name)
-                    if job < 0:
-                        odd.append((priority, name, f"{bucket}/{priority}/{name}"))
-                    else:
-                        codes.append((base + job) * len(buckets) + rank)
-            except (FileNotFoundError, NotADirectoryError):  # as pending_names: gone, or a file
-                continue
-        schedule = cls(priorities, buckets, sorted(odd), array("q", sorted(codes)))
-        if odd:
-            schedule.codes = array("q", heapq.merge(schedule.codes, range(-1, -len(odd) - 1, -1), key=schedule._key))
-        return schedule
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def _key(self, code: int) -> tuple[str, str, str]:
-        if code < 0:
-            return self.odd[-1 - code]
-        name, _ = self._decode(code)
-        priority, _, base = name.partition("/")[2].partition("/")
-        return priority, base, name
-
-    def _decode(self, code: int) -> tuple[str, int]:
-        """The name and job id of a code (-1 for a name that holds no id)."""
-        if code < 0:
-            name = self.odd[-1 - code][2]
-            return name, _job_id(name)
-        rest, bucket = divmod(code, len(self.buckets))
-        priority, job = divmod(rest, _COMPACT)
-        return f"{self.buckets[bucket]}/{self.priorities[priority]}/{_compact_name(job)}", job
-
-    def items(self) -> Iterator[tuple[str, int, int]]:
-        """(name, job id, place in the schedule) in schedule order."""
-        places = range(1, len(self.codes) + 1) if self.places is None else self.places
-        for code, place in zip(self.codes, places):
-            yield (*self._decode(code), place)
-
-    def only(self, keep: Callable[[int, str], bool]) -> _Schedule:
-        codes: array[int] = array("q")
-        places: array[int] = array("q")
-        for (name, job, place), code in zip(self.items(), self.codes):
-            if keep(job, name):
-                codes.append(code)
-                places.append(place)
-        return _Schedule(self.priorities, self.buckets, self.odd, codes, places)
-
-    def head(self, count: int) -> _Schedule:
-        places = array("q", range(1, count + 1)) if self.places is None else self.places
-        return _Schedule(self.priorities, self.buckets, self.odd, self.codes[:count], places[:count])
-
-
-@dataclass
-class _Listing:
-    """Some of the queue's files, as listed: ``pending`` in schedule order, the other states' names."""
-
-    pending: _Schedule
-    names: dict[State, _Names]  # running and the finished states
-
-    @classmethod
-    def listed(cls, queue: JobQueue) -> _Listing:
-        """Pending first, then running, then the finished states: a job that moves meanwhile is seen."""
-        pending = _Schedule.listed(queue)
-        return cls(pending, {state: _Names(_json_names(os.fspath(queue.paths.state_dir(state))))
-                             for state in State if state is not State.PENDING})
-
-    def counts(self) -> dict[str, int]:
-        return {state.value: len(self.pending) if state is State.PENDING else len(self.names[state])
-                for state in State}
-
-    def __len__(self) -> int:
-        return sum(self.counts().values())
-
-    def __iter__(self) -> Iterator[tuple[State, int, str]]:
-        """(state, id, name): pending in schedule order, then each state's by id."""
-        for name, job, _ in self.pending.items():
-            yield State.PENDING, job, name
-        for state, names in self.names.items():
-            for job, name in names.by_id():
-                yield state, job, name
-
-    def only(self, keep: Callable[[State, int, str], bool]) -> _Listing:
-        """The files ``keep(state, id, name)`` accepts, each asked about once."""
-        return _Listing(self.pending.only(partial(keep, State.PENDING)),
-                        {state: names.only(partial(keep, state)) for state, names in self.names.items()})
-
-    def of_states(self, states: Iterable[State]) -> _Listing:
-        kept = set(states)
-        return _Listing(self.pending if State.PENDING in kept else self.pending.head(0),
-                        {state: names if state in kept else _Names() for state, names in self.names.items()})
-
-    def shown(self, order: list[State]) -> Iterator[tuple[State, str, int | None]]:
-        """(state, name, place in the schedule) in the order ``status`` shows jobs: finished ones by id
-        (one id in several states: in ``order``), then running ones by id, then pending ones in
-        schedule order."""
-        finished = [_ranked(self.names[state].by_id(), rank, state)
-                    for rank, state in enumerate(s for s in order if s in FINISHED)]
-        for _, _, name, state in heapq.merge(*finished):
-            yield state, name, None
-        for _, name in self.names[State.RUNNING].by_id():
-            yield State.RUNNING, name, None
-        for name, _, place in self.pending.items():
-            yield State.PENDING, name, place
-
-
-def _ranked(named: Iterator[tuple[int, str]], rank: int, state: State) -> Iterator[tuple[int, int, str, State]]:
-    for job, name in named:
-        yield job, rank, name, state
-
-
 # -- choosing the jobs to show ---------------------------------------------------------------------
 
 def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec] | None:
@@ -453,7 +233,7 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
         return state, queue.read(state, name)
     except FileNotFoundError:
         try:
-            return queue.get(_job_id(name))
+            return queue.get(listed_id(name))
         except (NotFound, InputError, OSError, RecursionError):
             return None
     except (InputError, OSError, RecursionError):  # malformed, a directory, nested too deep: not listed
@@ -475,7 +255,7 @@ def _experiment_of(queue: JobQueue, state: State, name: str) -> str | None:
     return experiment if isinstance(experiment, str) else None
 
 
-def _recent(queue: JobQueue, listing: _Listing, limit: int) -> dict[State, _Names]:
+def _recent(queue: JobQueue, listing: Listing, limit: int) -> dict[State, Names]:
     """The ``limit`` most recently finished jobs, by state.
 
     The rename into a finished state is the moment a job ended, and it sets the file's ctime. Only
@@ -486,20 +266,20 @@ def _recent(queue: JobQueue, listing: _Listing, limit: int) -> dict[State, _Name
     for state in FINISHED:
         for name in listing.names[state].tail(RECENT_WINDOW):
             try:
-                stamped.append((os.stat(queue.paths.state_dir(state) / name).st_ctime, _job_id(name), state, name))
+                stamped.append((os.stat(queue.paths.state_dir(state) / name).st_ctime, listed_id(name), state, name))
             except FileNotFoundError:
                 continue
     stamped.sort()
-    return {state: _Names(name for _, _, s, name in stamped[-limit:] if s is state) for state in FINISHED}
+    return {state: Names(name for _, _, s, name in stamped[-limit:] if s is state) for state in FINISHED}
 
 
-def _default_view(queue: JobQueue, listing: _Listing) -> _Listing:
+def _default_view(queue: JobQueue, listing: Listing) -> Listing:
     """Every running job, the first ``PENDING_SHOWN`` pending ones and the most recently finished."""
-    return _Listing(listing.pending.head(PENDING_SHOWN),
+    return Listing(listing.pending.head(PENDING_SHOWN),
                     {State.RUNNING: listing.names[State.RUNNING], **_recent(queue, listing, RECENT_FINISHED)})
 
 
-def _of_ids(listing: _Listing, ids: tuple[int, ...], wanted: list[State]) -> _Listing:
+def _of_ids(listing: Listing, ids: tuple[int, ...], wanted: list[State]) -> Listing:
     """The files of the jobs ``ids`` in the ``wanted`` states: of a job listed twice (it moved during
     the listing), the file listed last.
 
@@ -537,7 +317,7 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
 
 def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dict[str, int], Iterator[dict[str, Any]]]:
     """The counts, and the records of ``collect`` one at a time, in the same order: ``status --json``
-    of 100,000 jobs holds one record at a time and the listing as ids, not names (see ``_Listing``)."""
+    of 100,000 jobs holds one record at a time and the listing as ids, not names (see ``Listing``)."""
     now = time.time() if now is None else now
     chosen = _select(queue, query)
     return chosen.counts, _records(queue, chosen, Workers(queue, now), now)
@@ -547,7 +327,7 @@ def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dic
 class _Chosen:
     """The jobs a query selects, and what is said about them."""
 
-    listing: _Listing
+    listing: Listing
     order: list[State]  # the states asked for, in the order asked
     counts: dict[str, int]
     hidden: int
@@ -555,7 +335,7 @@ class _Chosen:
 
 
 def _select(queue: JobQueue, query: Query) -> _Chosen:
-    listing = _Listing.listed(queue)
+    listing = Listing.listed(queue)
     queue_counts = listing.counts()
     if query.tag is not None:  # only the tagged jobs: the rest of the view works on their listing
         tagged = tagged_run_dirs(queue.paths.experiments, query.tag)
@@ -706,7 +486,7 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
     position = None
     if state is State.PENDING:
         names = queue.list_names(State.PENDING)
-        position = next((i for i, n in enumerate(names, 1) if _job_id(n) == job_id), None)
+        position = next((i for i, n in enumerate(names, 1) if listed_id(n) == job_id), None)
     ignored: list[str] = []  # the record already names every condition
     details = {
         "version": 1,
@@ -733,7 +513,7 @@ def finished_ids(queue: JobQueue, ids: Iterable[int]) -> dict[int, State]:
     out: dict[int, State] = {}
     for state in FINISHED:
         for name in queue.list_names(state):
-            job = _job_id(name)
+            job = listed_id(name)
             if job in wanted:
                 out[job] = state
     return out
@@ -760,8 +540,8 @@ def waiting(queue: JobQueue, ids: Iterable[int], now: float | None = None) -> Wa
     called gone.
     """
     wanted = set(ids)
-    pending = [(job, n) for n in queue.list_names(State.PENDING) if (job := _job_id(n)) in wanted]
-    running = {job for job in map(_job_id, queue.list_names(State.RUNNING)) if job in wanted}
+    pending = [(job, n) for n in queue.list_names(State.PENDING) if (job := listed_id(n)) in wanted]
+    running = {job for job in map(listed_id, queue.list_names(State.RUNNING)) if job in wanted}
     ended = finished_ids(queue, wanted)
     running -= ended.keys()
     pending = [(job, n) for job, n in pending if job not in running and job not in ended]

@@ -14,6 +14,7 @@ import pytest
 
 from expq.launcher import report
 from expq.launcher.cli import main
+from expq.launcher.listing import Listing
 from expq.queue.attempts import Outcome, finish_attempt
 from expq.queue.labels import update_labels
 from expq.queue.spec import JobSpec, expected_run_dir
@@ -171,7 +172,7 @@ def test_the_listing_is_the_stores_in_the_same_order(queue: JobQueue) -> None:
     (pending / "gpu1" / "09999" / "readme.txt").write_text("not a spec")
     for stray in ("notes.json", "1.json", "00000002-x.json", "123456789.json"):
         (queue.paths.state_dir(State.DONE) / stray).write_text("{}")
-    listing = report._Listing.listed(queue)
+    listing = Listing.listed(queue)
     assert [name for name, _, _ in listing.pending.items()] == queue.list_names(State.PENDING)
     assert [place for _, _, place in listing.pending.items()] == list(range(1, len(listing.pending) + 1))
     for state in State:
