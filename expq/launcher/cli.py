@@ -5,7 +5,8 @@ and every command module it registers import nothing heavy at module level: no n
 psutil, filelock or yaml. Handlers import what they need when they run.
 
 Adding a command: write a module with ``register(subparsers)`` and ``run(args) -> int`` and list it,
-with the names of the commands it registers, in ``COMMAND_MODULES``. Every command gets ``--root`` and a resolved ``args.root`` (a ``Path``).
+with the names of the commands it registers, in ``COMMAND_MODULES``. Every command gets ``--root``
+and a resolved ``args.root`` (a ``Path``).
 """
 from __future__ import annotations
 

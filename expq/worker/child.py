@@ -28,9 +28,10 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
     ``posix_spawn`` (vfork + exec inside libc) costs less per job than ``subprocess.Popen``. It has no
     working-directory action, so the worker steps into ``cwd`` around the call unless it is there
     already (the usual case: four syscalls fewer per job); its other threads (GPU probes, cgroup
-    moves) use absolute paths only, so nothing else depends on the directory. Signals the worker ignores (SIGPIPE, SIGXFSZ) are reset to
-    their defaults in the child, as ``Popen(restore_signals=True)`` does, and so is SIGHUP, which the
-worker ignores to outlive its terminal.
+    moves) use absolute paths only, so nothing else depends on the directory. Signals the worker
+    ignores (SIGPIPE, SIGXFSZ) are reset to their defaults in the child, as
+    ``Popen(restore_signals=True)`` does, and so is SIGHUP, which the worker ignores to outlive its
+    terminal.
 
     Raises:
         OSError: the command cannot be executed (not found, not executable), or ``cwd`` is no
