@@ -105,16 +105,20 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
 _FIRST_READ = 64 << 10  # bytes: what a first read asks for at least (a small allocation)
 
 
-def read_at_most(fd: int, limit: int, expected: int = 0) -> bytes:
+def read_at_most(fd: int, limit: int, expected: int = 0, regular: bool = False) -> bytes:
     """What ``fd`` holds, but never more than ``limit + 1`` bytes: one byte over the limit tells the
     caller the file is too large, without reading a huge (or endless, ``/dev/zero``) one.
 
     ``os.read`` allocates what it is asked for (16 MiB per spec read cost a claim, or ``status --json``,
-    an mmap and a munmap each), so reads start at ``expected + 1`` bytes (a regular file's size from
-    ``fstat``; at least 64 KiB) and double only while they come back full."""
+    an mmap and a munmap each), so reads start at ``expected + 1`` bytes (a file's size from
+    ``fstat``; at least 64 KiB unless the file is ``regular``) and double only while they come back
+    full. On a ``regular`` file a read that comes back short has reached the end: no further read
+    to see it return nothing (one system call fewer per spec file; pipes and devices return short
+    reads at any time), and its size is worth trusting for the first read (a 64 KiB buffer for a
+    500-byte spec costs as much as the read)."""
     chunks: list[bytes] = []
     size = 0
-    want = max(expected + 1, _FIRST_READ)
+    want = expected + 1 if regular else max(expected + 1, _FIRST_READ)
     while size <= limit:
         asked = min(limit + 1 - size, want)
         chunk = os.read(fd, asked)
@@ -124,6 +128,8 @@ def read_at_most(fd: int, limit: int, expected: int = 0) -> bytes:
         size += len(chunk)
         if len(chunk) == asked:
             want *= 2
+        elif regular:
+            break
     return b"".join(chunks)
 
 

@@ -226,7 +226,7 @@ def _read_text(path: Path, what: str) -> str:
             raise InputError(f"cannot read {what}: Is a directory")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"cannot read {what}: not a regular file")
-        raw = read_at_most(fd, MAX_FILE_BYTES, info.st_size)
+        raw = read_at_most(fd, MAX_FILE_BYTES, info.st_size, regular=True)
     except OSError as exc:
         raise InputError(f"cannot read {what}: {exc.strerror or exc}") from None
     finally:

@@ -10,13 +10,14 @@ import pytest
 from expq._fs import read_at_most
 
 
+@pytest.mark.parametrize("regular", [False, True])
 @pytest.mark.parametrize("size", [0, 1, 400, 64 << 10, (64 << 10) + 1, 300_000])
-def test_a_file_within_the_limit_is_read_whole(tmp_path: Path, size: int) -> None:
+def test_a_file_within_the_limit_is_read_whole(tmp_path: Path, size: int, regular: bool) -> None:
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert read_at_most(fd, 1 << 20, os.fstat(fd).st_size) == data
+        assert read_at_most(fd, 1 << 20, os.fstat(fd).st_size, regular=regular) == data
     finally:
         os.close(fd)
 
@@ -25,7 +26,7 @@ def test_a_file_that_grew_since_its_stat_is_still_read_whole(tmp_path: Path) -> 
     (tmp_path / "f").write_bytes(b"x" * 200_000)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        assert read_at_most(fd, 1 << 20, expected=10) == b"x" * 200_000
+        assert read_at_most(fd, 1 << 20, expected=10, regular=True) == b"x" * 200_000
     finally:
         os.close(fd)
 

@@ -156,9 +156,12 @@ def _run_status(args: argparse.Namespace) -> int:
     query = report.Query(ids=tuple(args.ids), states=tuple(args.state), experiment=args.experiment,
                          everything=args.all or args.json, tag=args.tag)
     if args.json:
-        counts, jobs = report.stream(queue, query)
-        render.write_status_json(sys.stdout, counts, jobs)
+        from expq.launcher.status_json import write_status_json
+
+        counts, blocks = report.stream(queue, query)
         sys.stdout.flush()
+        write_status_json(sys.stdout.buffer, counts, blocks)
+        sys.stdout.buffer.flush()
         return 0
     if args.watch is None:
         _write(render.status_text(report.collect(queue, query), render.terminal_width()))

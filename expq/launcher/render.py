@@ -8,7 +8,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from expq.queue.store import JobQueue
 
 __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
-           "write_status_json", "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
+            "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
@@ -159,35 +159,6 @@ def status_text(snapshot: Snapshot, width: int) -> str:
 
 def to_json(data: Any) -> str:
     return json.dumps(data, indent=2) + "\n"
-
-
-def _compact_encoder() -> Callable[[Any], str]:
-    """``json.dumps(value, separators=(",", ":"))`` of JSON-ready trees, with the C encoder built once:
-    ``JSONEncoder.encode`` builds it (and a closure) again on every call, 10-25% of the cost of a record."""
-    plain = json.JSONEncoder(separators=(",", ":"), check_circular=False)  # a record is a tree
-    try:
-        from _json import make_encoder
-    except ImportError:  # an interpreter without json's C part
-        return plain.encode
-    encode = make_encoder(None, plain.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
-    return lambda value: "".join(encode(value, 0))
-
-
-def write_status_json(out: TextIO, counts: dict[str, int], jobs: Iterable[dict[str, Any]]) -> None:
-    """``status --json``, written as the records come: one compact job per line, so it stays
-    greppable, memory holds a batch of lines rather than every job, and 100,000 jobs encode in C
-    (``indent`` would switch ``json`` to its pure-Python encoder, ten times slower)."""
-    compact = _compact_encoder()
-    out.write(f'{{"version":1,"counts":{compact(counts)},"jobs":[')
-    batch: list[str] = []
-    separator = "\n"
-    for job in jobs:
-        batch.append(separator + compact(job))
-        separator = ",\n"
-        if len(batch) >= 1000:
-            out.write("".join(batch))
-            batch.clear()
-    out.write("".join(batch) + ("\n]}\n" if separator != "\n" else "]}\n"))
 
 
 def show_text(details: dict[str, Any]) -> str:

@@ -13,10 +13,10 @@ Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which 
 the queue read once (the experiment is not in the file names).
 
 ``status --json`` shows every job, so its cost and memory follow the queue: the listing is held as
-ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written one at a time, so memory
-does not grow with the queue; a pending job that never started (most of a big queue) takes a fast
-path that reads and checks its spec file as the full path does but builds no ``JobSpec`` and no
-paths (``_Unstarted``).
+ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written in blocks, so
+memory does not grow with the queue, and forked helpers make every other block (``fan_out``); a
+pending job that never started (most of a big queue) takes a fast path that reads and checks its
+spec file as the full path does but builds no ``JobSpec`` and no paths (``_Unstarted``).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from expq.errors import InputError, NotFound
+from expq.launcher.fan_out import helpers_for_this_machine, ordered_blocks
 from expq.launcher.listing import Listing, Names, listed_id
 from expq.launcher.run_files import (
     may_have_attempts,
@@ -41,6 +42,7 @@ from expq.launcher.run_files import (
     read_run_attempts,
     read_run_lease,
 )
+from expq.launcher.status_json import encode_record, job_lines
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
 from expq.queue.paths import QueuePaths, RunPaths, pending_bucket
@@ -56,6 +58,7 @@ __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
+STREAM_BLOCK = 500  # records per block of status --json: a block of 500 is about 300 KiB of JSON
 
 
 @dataclass(frozen=True)
@@ -310,17 +313,22 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
     now = time.time() if now is None else now
     chosen = _select(queue, query)
     workers = Workers(queue, now)
-    jobs = list(_records(queue, chosen, workers, now))
+    jobs = _records(queue, chosen, workers, now)
     return Snapshot(counts=chosen.counts, jobs=jobs, hidden=chosen.hidden, workers=len(workers.gpus),
                     queue_counts=chosen.queue_counts, filtered=query.filtered)
 
 
-def stream(queue: JobQueue, query: Query, now: float | None = None) -> tuple[dict[str, int], Iterator[dict[str, Any]]]:
-    """The counts, and the records of ``collect`` one at a time, in the same order: ``status --json``
-    of 100,000 jobs holds one record at a time and the listing as ids, not names (see ``Listing``)."""
+def stream(queue: JobQueue, query: Query, now: float | None = None,
+           helpers: int | None = None) -> tuple[dict[str, int], Iterator[bytes]]:
+    """The counts, and the records of ``collect`` in the same order, encoded (``status_json``) in
+    blocks of ``STREAM_BLOCK``: ``status --json`` of 100,000 jobs holds a few blocks and the listing
+    as ids, not names (see ``Listing``). With more than one CPU, ``helpers`` forked processes
+    (default: one per further CPU, see ``fan_out``) make and encode every other block."""
     now = time.time() if now is None else now
     chosen = _select(queue, query)
-    return chosen.counts, _records(queue, chosen, Workers(queue, now), now)
+    maker = _RecordMaker(queue, chosen, Workers(queue, now), now)
+    return chosen.counts, ordered_blocks(chosen.listing.shown(chosen.order), maker.lines, STREAM_BLOCK,
+                                         helpers_for_this_machine() if helpers is None else helpers)
 
 
 @dataclass
@@ -356,16 +364,37 @@ def _select(queue: JobQueue, query: Query) -> _Chosen:
     return _Chosen(chosen, wanted, matching.counts(), hidden, queue_counts)
 
 
-def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> Iterator[dict[str, Any]]:
-    run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
-    unstarted = _Unstarted(queue, workers, run_dirs)
-    for state, name, place in chosen.listing.shown(chosen.order):
-        rec = unstarted.record(name, place) if place is not None else None
-        if rec is None:
-            found = _read_spec(queue, state, name)
-            rec = None if found is None else record(queue, found[0], found[1], workers, now, place)
-        if rec is not None:
-            yield rec
+def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> list[dict[str, Any]]:
+    return _RecordMaker(queue, chosen, workers, now).records(chosen.listing.shown(chosen.order))
+
+
+class _RecordMaker:
+    """The records of listed jobs (see ``Listing.shown``); a job that vanished in between is left out."""
+
+    def __init__(self, queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> None:
+        self._queue = queue
+        self._workers = workers
+        self._now = now
+        run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
+        self._unstarted = _Unstarted(queue, workers, run_dirs)
+
+    def records(self, listed: Iterable[tuple[State, str, int | None]]) -> list[dict[str, Any]]:
+        made = []
+        for state, name, place in listed:
+            rec = self._unstarted.record(name, place) if place is not None else None
+            if rec is None:
+                rec = self._full(state, name, place)
+            if rec is not None:
+                made.append(rec)
+        return made
+
+    def lines(self, listed: Iterable[tuple[State, str, int | None]]) -> bytes:
+        """The records, encoded for ``status --json``."""
+        return job_lines(map(encode_record, self.records(listed)))
+
+    def _full(self, state: State, name: str, place: int | None) -> dict[str, Any] | None:
+        found = _read_spec(self._queue, state, name)
+        return None if found is None else record(self._queue, found[0], found[1], self._workers, self._now, place)
 
 
 # -- the fast path: pending jobs that never started ----------------------------------------------------
@@ -435,14 +464,14 @@ class _Unstarted:
         self._root = os.path.join(queue.root, "")
         self._workers = workers
         self._run_dirs = run_dirs
-        self._buckets: dict[tuple[int, int | None], str] = {}
+        self._folders: dict[tuple[int, int | None, int], str] = {}
         self._pending = os.fspath(queue.paths.state_dir(State.PENDING))
 
     def record(self, name: str, place: int) -> dict[str, Any] | None:
         spec = self._spec(name)
         if spec is None or spec["after"]:
             return None
-        if name != QueuePaths.file_name(State.PENDING, spec["id"], spec["priority"], bucket=self._bucket(spec)):
+        if name != f"{self._folder(spec)}{spec['id']:08d}.json":  # QueuePaths.file_name, its folder cached
             return None
         run_dir = self._root + spec["run_dir"]  # str(root / run_dir): a checked run_dir has nothing to normalise
         if self._run_dirs.exists(spec["experiment"], spec["id"], run_dir):  # it ran before, or was tagged
@@ -463,13 +492,15 @@ class _Unstarted:
         except (OSError, ValueError, RecursionError, InputError):  # gone, not a small regular file, not a spec
             return None
 
-    def _bucket(self, spec: dict[str, Any]) -> str:
-        """The bucket of the spec's GPU shape (``pending_bucket`` wants a ``JobSpec``: one per shape)."""
-        shape = spec["gpus"], spec.get("gpu_mem")
-        bucket = self._buckets.get(shape)
-        if bucket is None:
-            bucket = self._buckets[shape] = pending_bucket(JobSpec.from_dict(spec))
-        return bucket
+    def _folder(self, spec: dict[str, Any]) -> str:
+        """``<bucket>/<inverted priority>/`` of the spec, worked out once per GPU shape and priority
+        (``pending_bucket`` wants a ``JobSpec``)."""
+        key = spec["gpus"], spec.get("gpu_mem"), spec["priority"]
+        folder = self._folders.get(key)
+        if folder is None:
+            name = QueuePaths.file_name(State.PENDING, 0, spec["priority"], bucket=pending_bucket(JobSpec.from_dict(spec)))
+            folder = self._folders[key] = name.rpartition("/")[0] + "/"
+        return folder
 
 
 def show(queue: JobQueue, job_id: int) -> dict[str, Any]:

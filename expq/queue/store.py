@@ -384,7 +384,7 @@ def read_queue_file(path: str | os.PathLike[str], limit: int = MAX_SPEC_BYTES) -
             raise InputError(f"{os.path.basename(path)} is not a regular file")
         if info.st_size > limit:
             raise InputError(f"{os.path.basename(path)} is larger than {limit} bytes")
-        raw = read_at_most(fd, limit, info.st_size)
+        raw = read_at_most(fd, limit, info.st_size, regular=True)
         if len(raw) > limit:
             raise InputError(f"{os.path.basename(path)} is larger than {limit} bytes")
         return raw, info

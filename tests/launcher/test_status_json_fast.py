@@ -3,6 +3,7 @@ started give the records, counts, places and order the full path gives, and a da
 is judged by the full path, as before (real files throughout)."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -219,3 +220,29 @@ def test_every_record_of_status_json_is_the_full_paths(queue: JobQueue, capsys: 
     assert status_json(queue, capsys, "--state", "failed", "--state", "done")["counts"] == {
         "pending": 0, "running": 0, "done": 1, "failed": 1, "cancelled": 0}
 
+
+
+def test_blocks_made_by_helper_processes_are_the_ones_made_alone(queue: JobQueue, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``status --json`` made in blocks of 4 by the parent and 0, 1 or 2 forked helpers: the same bytes,
+    and the CLI (helpers per CPU) gives them too."""
+    from expq.launcher.status_json import write_status_json
+
+    monkeypatch.setattr(report, "STREAM_BLOCK", 4)
+    specs = add(queue, 30, gpus=1) + add(queue, 9, priority=3) + add(queue, 4, after=[1])
+    for spec in specs[:5]:
+        finish(queue, spec, State.DONE, None)
+    finish(queue, specs[5], State.FAILED, None)
+    assert queue.move(specs[6], State.PENDING, State.CANCELLED)
+    outputs = []
+    for helpers in (0, 1, 2):
+        counts, blocks = report.stream(queue, report.Query(everything=True), now=NOW, helpers=helpers)
+        out = io.BytesIO()
+        write_status_json(out, counts, blocks)
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1] == outputs[2]
+    listed = json.loads(outputs[0])
+    assert sorted(job["id"] for job in listed["jobs"]) == [spec.id for spec in specs]
+    assert listed["counts"] == {"pending": 36, "running": 0, "done": 5, "failed": 1, "cancelled": 1}
+    cli = status_json(queue, capsys)
+    assert [job["id"] for job in cli["jobs"]] == [job["id"] for job in listed["jobs"]]
