@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,16 @@ def _write_all(fd: int, payload: bytes) -> None:
 
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """A JSON object from a file another process writes, or None when it is absent, unreadable or
-    torn (after a power loss): such a file is never trusted, only ignored."""
+    torn (after a power loss): such a file is never trusted, only ignored. Read with one read sized
+    by its ``fstat`` (``status --json`` reads one per job)."""
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read())
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
+            raw = read_at_most(fd, sys.maxsize - 1, info.st_size, regular=stat.S_ISREG(info.st_mode))
+        finally:
+            os.close(fd)
+        data = json.loads(raw)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

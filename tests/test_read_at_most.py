@@ -1,6 +1,9 @@
-"""Reading a file whole, but never more than a limit (plus the one byte that tells it is too large)."""
+"""Reading a file whole, but never more than a limit (plus the one byte that tells it is too large), and the
+JSON readers built on it."""
 from __future__ import annotations
 
+import errno
+import json
 import os
 import threading
 from pathlib import Path
@@ -51,3 +54,28 @@ def test_an_endless_stream_stops_one_byte_over_the_limit(expected: int) -> None:
         os.close(read_end)
         feeder.join(timeout=10)
         os.close(write_end)
+
+
+def test_a_json_object_file_is_read_whole_or_ignored(tmp_path: Path) -> None:
+    from expq._fs import read_json_object
+
+    big = {"values": list(range(60_000))}  # about 400 KB: more than one first read
+    (tmp_path / "big.json").write_text(json.dumps(big))
+    (tmp_path / "torn.json").write_text(json.dumps(big)[:-10])
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "folder.json").mkdir()
+    assert read_json_object(tmp_path / "big.json") == big
+    for name in ("torn.json", "list.json", "folder.json", "absent.json"):
+        assert read_json_object(tmp_path / name) is None
+
+
+def test_a_run_file_is_read_up_to_its_limit(tmp_path: Path) -> None:
+    from expq.launcher.run_files import LIMIT, read_json
+
+    within = {"pad": "x" * (LIMIT - 20)}
+    (tmp_path / "within.json").write_text(json.dumps(within))
+    (tmp_path / "over.json").write_text(json.dumps({"pad": "x" * LIMIT}))
+    assert read_json(tmp_path / "within.json") == within
+    with pytest.raises(OSError, match="larger than 1 MiB") as raised:
+        read_json(tmp_path / "over.json")
+    assert raised.value.errno == errno.EFBIG

@@ -14,13 +14,14 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from expq._fs import read_at_most
 from expq.queue.attempts import Attempt, read_attempts
 from expq.queue.lease import Lease, read_lease
 from expq.queue.paths import QueuePaths, RunPaths
 
-__all__ = ["LIMIT", "NotRegular", "open_regular", "read_json", "not_a_directory", "read_result",
+__all__ = ["LIMIT", "NotRegular", "read_json", "not_a_directory", "read_result",
            "may_have_attempts", "read_run_attempts", "read_run_lease", "read_gpu_usage", "read_gpu_reasons"]
 
 LIMIT = 1 << 20  # a result.json or a spec is a few kB; a bigger one is not what expq wrote
@@ -30,8 +31,9 @@ class NotRegular(OSError):
     """A FIFO, socket or device where a file was expected: never read, it may block or never end."""
 
 
-def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a regular file for reading, without following a link or blocking on a FIFO.
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """A descriptor of a regular file, opened for reading without following a link or blocking on a
+    FIFO, and the file's size.
 
     Raises:
         FileNotFoundError: absent. IsADirectoryError, NotRegular: not a file. OSError (``ELOOP`` for
@@ -39,12 +41,12 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(info.st_mode):
             raise NotRegular(errno.EINVAL, "not a regular file")
-        return os.fdopen(fd, "rb")
+        return fd, info.st_size
     except BaseException:
         os.close(fd)
         raise
@@ -54,10 +56,13 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON value in a file of at most ``LIMIT`` bytes.
 
     Raises:
-        OSError: as ``open_regular``, or ``EFBIG`` when larger. ValueError: not JSON (or nested too deep).
+        OSError: as ``_open_regular``, or ``EFBIG`` when larger. ValueError: not JSON (or nested too deep).
     """
-    with open_regular(path) as handle:
-        raw = handle.read(LIMIT + 1)
+    fd, size = _open_regular(path)
+    try:
+        raw = read_at_most(fd, LIMIT, size, regular=True)  # sized: a 1 MiB read allocates 1 MiB
+    finally:
+        os.close(fd)
     if len(raw) > LIMIT:
         raise OSError(errno.EFBIG, f"larger than {LIMIT >> 20} MiB")
     try:

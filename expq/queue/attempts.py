@@ -66,12 +66,8 @@ class Attempt:
 def read_attempts(run: RunPaths) -> list[Attempt]:
     """Every readable attempt record, oldest first, the one that ended the job included (from
     ``result.json``); a torn record (power loss) is skipped."""
-    try:
-        names = [n for n in os.listdir(run.attempts) if n.endswith(".json") and n[:-5].isdigit()]
-    except FileNotFoundError:
-        names = []
     attempts = []
-    for name in sorted(names, key=lambda n: int(n[:-5])):
+    for _, name in sorted(_recorded(run)):
         try:
             attempts.append(Attempt.from_dict(json.loads((run.attempts / name).read_bytes())))
         except (ValueError, TypeError, KeyError):
@@ -93,12 +89,16 @@ def final_attempt(run: RunPaths) -> Attempt | None:
 
 def next_attempt_number(run: RunPaths) -> int:
     """One more than the highest attempt recorded (a job is claimed by one worker at a time)."""
-    try:
-        numbers = [int(n[:-5]) for n in os.listdir(run.attempts) if n.endswith(".json") and n[:-5].isdigit()]
-    except FileNotFoundError:
-        numbers = []
     final = final_attempt(run)
-    return max([*numbers, final.number if final is not None else 0]) + 1
+    return max([number for number, _ in _recorded(run)] + [final.number if final is not None else 0]) + 1
+
+
+def _recorded(run: RunPaths) -> list[tuple[int, str]]:
+    """(number, file name) of the ``attempts/<n>.json`` files (any other name there is not an attempt)."""
+    try:
+        return [(int(n[:-5]), n) for n in os.listdir(run.attempts) if n.endswith(".json") and n[:-5].isdigit()]
+    except FileNotFoundError:
+        return []
 
 
 def finish_attempt(run: RunPaths, attempt: Attempt, **changes: Any) -> Attempt:
