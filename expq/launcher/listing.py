@@ -5,7 +5,10 @@ The orders are the ones ``JobQueue.list_names`` and ``JobQueue.pending_names`` g
 from __future__ import annotations
 
 import heapq
+import itertools
+import operator
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,11 +35,12 @@ def listed_id(name: str) -> int:
         return -1
 
 
+_COMPACT_NAME = re.compile(r"[0-9]{8}\.json")  # ASCII digits only: int() would take others too
+
+
 def _compact_id(base: str) -> int:
     """The id of an ``<8 digits>.json`` file name, which ``_compact_name`` gives back; -1 for any other name."""
-    if len(base) == 13 and base.endswith(".json") and base.isascii() and base[:8].isdigit():
-        return int(base[:8])
-    return -1
+    return int(base[:8]) if _COMPACT_NAME.fullmatch(base) else -1
 
 
 def _compact_name(job: int) -> str:
@@ -48,16 +52,27 @@ def _merged(first: Iterable[_T], second: list[_T]) -> Iterator[_T]:
     return heapq.merge(first, second) if second else iter(first)
 
 
-def _json_names(folder: str) -> Iterator[str]:
-    """The ``*.json`` names in a folder, one at a time (``os.listdir`` would hold them all as strings).
+def _listed(folder: str) -> tuple[array[int], list[str]]:
+    """The ids of a folder's compact names and its other ``*.json`` names. Listed a batch at a time
+    and sorted out by C loops (``filter``, ``map``), not a Python call per name: this listing of
+    100,000 pending jobs is what ``status --json`` does before its helpers can start.
 
     Raises:
         OSError: the folder cannot be listed.
     """
+    ids: array[int] = array("q")
+    odd: list[str] = []
     with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.endswith(".json"):
-                yield entry.name
+        while batch := [entry.name for entry in itertools.islice(entries, _BATCH)]:
+            compact = list(filter(_COMPACT_NAME.fullmatch, batch))
+            ids.extend(map(int, map(_DIGITS, compact)))
+            if len(compact) < len(batch):  # stray names (claim tokens, other files): rare
+                odd.extend(name for name in batch if name.endswith(".json") and not _COMPACT_NAME.fullmatch(name))
+    return ids, odd
+
+
+_BATCH = 4096
+_DIGITS = operator.itemgetter(slice(0, 8))
 
 
 class Names:
@@ -65,7 +80,12 @@ class Names:
     (every finished job's, up to id 99,999,999) as ids in an array, 8 bytes each, any other name (a
     running job's claim token, a stray file) as the string it is."""
 
-    def __init__(self, names: Iterable[str] = ()) -> None:
+    def __init__(self, ids: Iterable[int] = (), odd: Iterable[str] = ()) -> None:
+        self.ids = array("q", sorted(ids))
+        self.odd = sorted(odd)
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> Names:
         ids: array[int] = array("q")
         odd: list[str] = []
         for name in names:
@@ -74,8 +94,11 @@ class Names:
                 odd.append(name)
             else:
                 ids.append(job)
-        self.ids = array("q", sorted(ids))
-        self.odd = sorted(odd)
+        return cls(ids, odd)
+
+    @classmethod
+    def of_folder(cls, folder: str) -> Names:
+        return cls(*_listed(folder))
 
     def __len__(self) -> int:
         return len(self.ids) + len(self.odd)
@@ -92,7 +115,7 @@ class Names:
         return _merged(((job, _compact_name(job)) for job in self.ids), sorted((listed_id(n), n) for n in self.odd))
 
     def only(self, keep: Callable[[int, str], bool]) -> Names:
-        return Names(name for job, name in self.by_id() if keep(job, name))
+        return Names.of(name for job, name in self.by_id() if keep(job, name))
 
 
 class Schedule:
@@ -124,15 +147,11 @@ class Schedule:
         for folder, bucket, priority in folders:
             base, rank = priorities.index(priority) * _COMPACT, buckets.index(bucket)
             try:
-                names = _json_names(folder)
-                for name in names:
-                    job = _compact_id(name)
-                    if job < 0:
-                        odd.append((priority, name, f"{bucket}/{priority}/{name}"))
-                    else:
-                        codes.append((base + job) * len(buckets) + rank)
+                ids, names = _listed(folder)
             except (FileNotFoundError, NotADirectoryError):  # as pending_names: gone, or a file
                 continue
+            codes.extend((base + job) * len(buckets) + rank for job in ids)
+            odd.extend((priority, name, f"{bucket}/{priority}/{name}") for name in names)
         schedule = cls(priorities, buckets, sorted(odd), array("q", sorted(codes)))
         if odd:
             schedule.codes = array("q", heapq.merge(schedule.codes, range(-1, -len(odd) - 1, -1), key=schedule._key))
@@ -188,7 +207,7 @@ class Listing:
     def listed(cls, queue: JobQueue) -> Listing:
         """Pending first, then running, then the finished states: a job that moves meanwhile is seen."""
         pending = Schedule.listed(queue)
-        return cls(pending, {state: Names(_json_names(os.fspath(queue.paths.state_dir(state))))
+        return cls(pending, {state: Names.of_folder(os.fspath(queue.paths.state_dir(state)))
                              for state in State if state is not State.PENDING})
 
     def counts(self) -> dict[str, int]:

@@ -273,7 +273,7 @@ def _recent(queue: JobQueue, listing: Listing, limit: int) -> dict[State, Names]
             except FileNotFoundError:
                 continue
     stamped.sort()
-    return {state: Names(name for _, _, s, name in stamped[-limit:] if s is state) for state in FINISHED}
+    return {state: Names.of(name for _, _, s, name in stamped[-limit:] if s is state) for state in FINISHED}
 
 
 def _default_view(queue: JobQueue, listing: Listing) -> Listing:
