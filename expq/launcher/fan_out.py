@@ -1,6 +1,6 @@
 """Render the consecutive blocks of a long sequence in forked helper processes, and hand them back
 in order: ``status --json`` of 100,000 jobs is CPU-bound on reading, checking and encoding each job,
-and every machine expq runs on has more than one core.
+and the machines expq runs on have more than one core.
 
 Each process walks the same items (the fork copies the iterator where the parent left it) and
 renders only its own blocks, round-robin; a helper writes each rendered block to its own pipe,
@@ -94,7 +94,7 @@ def _helper(blocks: Iterator[list[T]], render: Callable[[list[T]], bytes], owner
                 _write_all(pipe, _HEADER.pack(len(rendered)) + rendered)
         status = 0
     finally:
-        os._exit(status)  # noqa: SLF001 - never the parent's atexit, buffers or finally blocks
+        os._exit(status)  # never the parent's atexit, buffers or finally blocks
 
 
 def _write_all(fd: int, data: bytes) -> None:
