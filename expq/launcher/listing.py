@@ -52,6 +52,10 @@ def _merged(first: Iterable[_T], second: list[_T]) -> Iterator[_T]:
     return heapq.merge(first, second) if second else iter(first)
 
 
+_BATCH = 4096  # names sorted out at a time
+_DIGITS = operator.itemgetter(slice(0, 8))
+
+
 def _listed(folder: str) -> tuple[array[int], list[str]]:
     """The ids of a folder's compact names and its other ``*.json`` names. Listed a batch at a time
     and sorted out by C loops (``filter``, ``map``), not a Python call per name: this listing of
@@ -71,10 +75,6 @@ def _listed(folder: str) -> tuple[array[int], list[str]]:
     return ids, odd
 
 
-_BATCH = 4096
-_DIGITS = operator.itemgetter(slice(0, 8))
-
-
 class Names:
     """The file names of one state's folder, in the order ``JobQueue.list_names`` gives: compact names
     (every finished job's, up to id 99,999,999) as ids in an array, 8 bytes each, any other name (a
@@ -86,6 +86,7 @@ class Names:
 
     @classmethod
     def of(cls, names: Iterable[str]) -> Names:
+        """Some names, sorted out as a listing is."""
         ids: array[int] = array("q")
         odd: list[str] = []
         for name in names:
@@ -98,6 +99,7 @@ class Names:
 
     @classmethod
     def of_folder(cls, folder: str) -> Names:
+        """The ``*.json`` names of a folder (``OSError``: it cannot be listed)."""
         return cls(*_listed(folder))
 
     def __len__(self) -> int:

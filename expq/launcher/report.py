@@ -58,7 +58,7 @@ __all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show
 RECENT_FINISHED = 10
 RECENT_WINDOW = 200  # newest finished ids per state among which the most recently finished are found
 PENDING_SHOWN = 50
-STREAM_BLOCK = 500  # records per block of status --json: a block of 500 is about 300 KiB of JSON
+STREAM_BLOCK = 500  # records per block of status --json: about 300 KiB of JSON (600 bytes a job)
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,7 @@ def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot
     now = time.time() if now is None else now
     chosen = _select(queue, query)
     workers = Workers(queue, now)
-    jobs = _records(queue, chosen, workers, now)
+    jobs = _RecordMaker(queue, chosen, workers, now).records(chosen.listing.shown(chosen.order))
     return Snapshot(counts=chosen.counts, jobs=jobs, hidden=chosen.hidden, workers=len(workers.gpus),
                     queue_counts=chosen.queue_counts, filtered=query.filtered)
 
@@ -362,10 +362,6 @@ def _select(queue: JobQueue, query: Query) -> _Chosen:
             chosen = _default_view(queue, matching)
             hidden = len(matching) - len(chosen)
     return _Chosen(chosen, wanted, matching.counts(), hidden, queue_counts)
-
-
-def _records(queue: JobQueue, chosen: _Chosen, workers: Workers, now: float) -> list[dict[str, Any]]:
-    return _RecordMaker(queue, chosen, workers, now).records(chosen.listing.shown(chosen.order))
 
 
 class _RecordMaker:
