@@ -14,9 +14,10 @@ the queue read once (the experiment is not in the file names).
 
 ``status --json`` shows every job, so its cost and memory follow the queue: the listing is held as
 ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written in blocks, so
-memory does not grow with the queue, and forked helpers make every other block (``fan_out``); a
+memory does not grow with the queue, and forked helpers make every other block (``fan_out``). A
 pending job that never started (most of a big queue) takes a fast path that reads and checks its
-spec file as the full path does but builds no ``JobSpec`` and no paths (``_Unstarted``).
+spec file as the full path does but builds no ``JobSpec`` and no paths (``_Unstarted``); a finished
+job's spec is read the same way (``_SpecFiles``), its run files as the full path reads them.
 """
 from __future__ import annotations
 
@@ -152,18 +153,19 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
     """
     run = queue.paths.run(spec.run_dir)
     rec = _base_record(vars(spec), state, str(run.dir), position)
+    if state in FINISHED:
+        return _finished(rec, run)
     # A job that never started has no run directory: one failed stat instead of a look for each file.
     started = state is not State.PENDING or os.path.isdir(run.dir)
     if started:
-        labels = read_labels(run.dir)
-        rec["tags"], rec["note"] = list(labels.tags), labels.note
+        _add_labels(rec, run)
     problems: list[str] = []
     if state is State.PENDING:
         attempts = read_run_attempts(run, problems) if started and may_have_attempts(run, problems) else []
         rec["attempts"] = attempts[-1].number if attempts else 0
         if workers is not None:
             rec["reason"] = _pending_reason(queue, spec, workers)
-    elif state is State.RUNNING:
+    else:
         lease = read_run_lease(queue.paths, spec.id, problems)  # a running attempt's record is its lease
         if lease is None and not problems:  # a moment after the claim; for good if its worker died then
             rec["reason"] = "no lease: being started, or its worker died while starting it"
@@ -174,8 +176,16 @@ def record(queue: JobQueue, state: State, spec: JobSpec, workers: Workers | None
                        slurm_job=last.slurm_job or None, elapsed=max(0.0, now - last.started_at))
             if last.gpus:
                 rec["gpu_mem_bytes"], rec["gpu_util"] = read_gpu_usage(run, last.started_at)
-    else:
-        _finished(rec, run, problems)
+    return _with_problems(rec, problems)
+
+
+def _add_labels(rec: dict[str, Any], run: RunPaths) -> None:
+    labels = read_labels(run.dir)
+    rec["tags"], rec["note"] = list(labels.tags), labels.note
+
+
+def _with_problems(rec: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """``rec`` with the conditions of its unreadable files added to its reason."""
     if problems:
         rec["reason"] = "; ".join(dict.fromkeys(r for r in (rec["reason"], *problems) if r))
     return rec
@@ -197,7 +207,10 @@ def _base_record(spec: dict[str, Any], state: State, run_dir: str, position: int
     }
 
 
-def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
+def _finished(rec: dict[str, Any], run: RunPaths) -> dict[str, Any]:
+    """``rec`` of a finished job, completed from its run files: labels, then its result (or attempts)."""
+    _add_labels(rec, run)
+    problems: list[str] = []
     result = read_result(run, problems)
     if result is None:  # not written (cancelled before it ran) or unreadable: fall back on the attempts
         attempts = read_run_attempts(run, problems)
@@ -220,6 +233,7 @@ def _finished(rec: dict[str, Any], run: RunPaths, problems: list[str]) -> None:
     if rec["duration"] is None and rec["started_at"] is not None and rec["finished_at"] is not None:
         rec["duration"] = max(0.0, rec["finished_at"] - rec["started_at"])
     rec["elapsed"] = rec["duration"]
+    return _with_problems(rec, problems)
 
 
 _RESULT_TYPES: dict[str, tuple[type, ...]] = {
@@ -373,11 +387,15 @@ class _RecordMaker:
         self._now = now
         run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
         self._unstarted = _Unstarted(queue, workers, run_dirs)
+        self._specs = _SpecFiles(queue)
 
     def records(self, listed: Iterable[tuple[State, str, int | None]]) -> list[dict[str, Any]]:
         made = []
         for state, name, place in listed:
-            rec = self._unstarted.record(name, place) if place is not None else None
+            if place is not None:
+                rec = self._unstarted.record(name, place)
+            else:
+                rec = self._finished(state, name) if state in FINISHED else None
             if rec is None:
                 rec = self._full(state, name, place)
             if rec is not None:
@@ -387,6 +405,16 @@ class _RecordMaker:
     def lines(self, listed: Iterable[tuple[State, str, int | None]]) -> bytes:
         """The records, encoded for ``status --json``."""
         return job_lines(map(encode_record, self.records(listed)))
+
+    def _finished(self, state: State, name: str) -> dict[str, Any] | None:
+        """The record of a finished job from its spec file's checked dict, without the ``JobSpec`` and
+        the file-name checks of ``_read_spec`` (a third of the full path's cost); None for what the
+        full path must judge (see ``_SpecFiles``; a file whose name is not the spec's)."""
+        spec = self._specs.read(state, name)
+        if spec is None or name != QueuePaths.file_name(state, spec["id"]):
+            return None
+        run = self._queue.paths.run(spec["run_dir"])
+        return _finished(_base_record(spec, state, str(run.dir), None), run)
 
     def _full(self, state: State, name: str, place: int | None) -> dict[str, Any] | None:
         found = _read_spec(self._queue, state, name)
@@ -443,6 +471,25 @@ class _RunDirs:
 _DECODER = json.JSONDecoder()
 
 
+class _SpecFiles:
+    """Spec files read as the checked dicts they hold, without a ``JobSpec`` or ``Path``."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._folders = {state: os.fspath(queue.paths.state_dir(state)) for state in State}
+
+    def read(self, state: State, name: str) -> dict[str, Any] | None:
+        """The JSON of a whole spec file (see ``check_spec``); None for anything the full path must
+        judge. Parsed as ``json.loads`` would, but without its look for the encoding and for
+        whitespace around the value: a file that has either is left to the full path."""
+        try:
+            raw, _ = read_queue_file(f"{self._folders[state]}/{name}")
+            text = raw.decode()
+            data, end = _DECODER.raw_decode(text)
+            return data if end == len(text) and check_spec(data) else None
+        except (OSError, ValueError, RecursionError, InputError):  # gone, not a small regular file, not a spec
+            return None
+
+
 class _Unstarted:
     """Records of pending jobs that never started, from their spec file alone.
 
@@ -461,10 +508,10 @@ class _Unstarted:
         self._workers = workers
         self._run_dirs = run_dirs
         self._folders: dict[tuple[int, int | None, int], str] = {}
-        self._pending = os.fspath(queue.paths.state_dir(State.PENDING))
+        self._specs = _SpecFiles(queue)
 
     def record(self, name: str, place: int) -> dict[str, Any] | None:
-        spec = self._spec(name)
+        spec = self._specs.read(State.PENDING, name)
         if spec is None or spec["after"]:
             return None
         if name != f"{self._folder(spec)}{spec['id']:08d}.json":  # QueuePaths.file_name, its folder cached
@@ -475,18 +522,6 @@ class _Unstarted:
         rec = _base_record(spec, State.PENDING, run_dir, place)
         rec["reason"] = self._workers.why_waiting(spec["gpus"], spec.get("gpu_mem"))
         return rec
-
-    def _spec(self, name: str) -> dict[str, Any] | None:
-        """The checked JSON of a whole spec file (see ``check_spec``); None for anything the full path
-        must judge. Parsed as ``json.loads`` would, but without its look for the encoding and for
-        whitespace around the value: a file that has either is left to the full path."""
-        try:
-            raw, _ = read_queue_file(f"{self._pending}/{name}")
-            text = raw.decode()
-            data, end = _DECODER.raw_decode(text)
-            return data if end == len(text) and check_spec(data) else None
-        except (OSError, ValueError, RecursionError, InputError):  # gone, not a small regular file, not a spec
-            return None
 
     def _folder(self, spec: dict[str, Any]) -> str:
         """``<bucket>/<inverted priority>/`` of the spec, worked out once per GPU shape and priority

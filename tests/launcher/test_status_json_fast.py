@@ -15,7 +15,7 @@ import pytest
 
 from expq.launcher import report
 from expq.launcher.cli import main
-from expq.launcher.listing import Listing
+from expq.launcher.listing import Listing, listed_id
 from expq.queue.attempts import Outcome, finish_attempt
 from expq.queue.labels import update_labels
 from expq.queue.spec import JobSpec, expected_run_dir
@@ -23,7 +23,7 @@ from expq.queue.states import State
 from expq.queue.store import JobQueue
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_report import NOW, add, attempt, finish, write_worker  # noqa: E402
+from test_report import NOW, RESULT, add, attempt, finish, write_worker  # noqa: E402
 
 
 @pytest.fixture
@@ -246,3 +246,35 @@ def test_blocks_made_by_helper_processes_are_the_ones_made_alone(queue: JobQueue
     assert listed["counts"] == {"pending": 36, "running": 0, "done": 5, "failed": 1, "cancelled": 1}
     cli = status_json(queue, capsys)
     assert [job["id"] for job in cli["jobs"]] == [job["id"] for job in listed["jobs"]]
+
+
+def test_finished_jobs_take_a_fast_path_to_the_full_paths_records(queue: JobQueue) -> None:
+    """A finished job's record from its spec file's dict is the full path's, whatever its run files hold;
+    a spec file the full path must judge (another job's, not every key) is left to it."""
+    specs = add(queue, 8)
+    runs = [queue.paths.run(spec.run_dir) for spec in specs]
+    update_labels(runs[4].dir, add=["best"], note="keep")
+    for spec in specs[:5] + specs[6:]:
+        finish(queue, spec, State.FAILED if spec is specs[1] else State.DONE, None if spec is specs[1] else RESULT)
+    runs[2].result.write_text('{"version": 1, "sta')  # torn
+    runs[3].result.unlink()
+    runs[3].result.mkdir()  # a folder where the result goes
+    assert queue.move(specs[5], State.PENDING, State.CANCELLED)  # before it ran: no run directory
+    done = queue.paths.state_dir(State.DONE)
+    (done / f"{specs[6].id:08d}.json").write_bytes(specs[0].to_json())  # another job's spec
+    short = {k: v for k, v in specs[7].to_dict().items() if k not in ("env", "placeholders", "strict")}
+    (done / f"{specs[7].id:08d}.json").write_text(json.dumps(short))  # valid, without every key
+    workers = report.Workers(queue, NOW)
+    maker = report._RecordMaker(queue, report._select(queue, report.Query(everything=True)), workers, NOW)
+    fast, full = {}, {}
+    for state in (State.DONE, State.FAILED, State.CANCELLED):
+        for name in queue.list_names(state):
+            found = report._read_spec(queue, state, name)
+            fast[listed_id(name)] = maker._finished(state, name)
+            full[listed_id(name)] = None if found is None else report.record(queue, *found, workers, NOW)
+    assert [job for job, rec in sorted(fast.items()) if rec is None] == [specs[6].id, specs[7].id]
+    assert all(fast[job] == full[job] for job in fast if fast[job] is not None)
+    assert full[specs[6].id] is None and full[specs[7].id] is not None
+    reasons = {job: full[job]["reason"] for job in (specs[2].id, specs[3].id)}  # type: ignore[index]
+    assert reasons == {specs[2].id: "result.json is not valid JSON", specs[3].id: "result.json is a directory"}
+    assert (fast[specs[4].id]["tags"], fast[specs[4].id]["note"]) == (["best"], "keep")  # type: ignore[index]
