@@ -408,8 +408,8 @@ class _RecordMaker:
 
     def _finished(self, state: State, name: str) -> dict[str, Any] | None:
         """The record of a finished job from its spec file's checked dict, without the ``JobSpec`` and
-        the file-name checks of ``_read_spec`` (a third of the full path's cost); None for what the
-        full path must judge (see ``_SpecFiles``; a file whose name is not the spec's)."""
+        the file-name checks of ``_read_spec`` (15% of the full path's CPU); None for what the full
+        path must judge (see ``_SpecFiles``; a file whose name is not the spec's)."""
         spec = self._specs.read(state, name)
         if spec is None or name != QueuePaths.file_name(state, spec["id"]):
             return None
