@@ -6,7 +6,8 @@ Each process walks the same items (the fork copies the iterator where the parent
 renders only its own blocks, round-robin; a helper writes each rendered block to its own pipe,
 length first, and the parent reads them when their turn comes. Memory stays flat: a helper is
 at most a pipe's worth of blocks ahead, and blocks it is waiting to hand over block it. A helper
-that dies (or writes half a block) costs nothing but time: the parent renders its blocks itself.
+that dies (or writes half a block), or cannot be forked, costs nothing but time: the parent renders
+its blocks itself.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import os
 import signal
 import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 __all__ = ["ordered_blocks", "helpers_for_this_machine"]
 
@@ -60,14 +61,10 @@ def _fan_out(blocks: Iterator[list[T]], render: Callable[[list[T]], bytes], help
     started: dict[int, tuple[int, int]] = {}  # owner -> (pid, read end)
     try:
         for owner in range(1, helpers + 1):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # a helper: its blocks into the pipe, then gone without the parent's clean-up
-                for fd in (read_end, *(end for _, end in started.values())):
-                    os.close(fd)  # a parent that dies leaves no reader: the helper's write fails and it ends
-                _helper(blocks, render, owner, helpers + 1, write_end)
-            os.close(write_end)
-            started[owner] = pid, read_end
+            helper = _start_helper(blocks, render, owner, helpers + 1, started)
+            if helper is None:  # out of processes or descriptors: the parent renders that share too
+                break
+            started[owner] = helper
         for index, chunk in enumerate(blocks):
             owner = index % (helpers + 1)
             rendered = _take(started[owner][1]) if owner in started else None
@@ -79,8 +76,29 @@ def _fan_out(blocks: Iterator[list[T]], render: Callable[[list[T]], bytes], help
         _stop(started)
 
 
+def _start_helper(blocks: Iterator[list[T]], render: Callable[[list[T]], bytes], owner: int, processes: int,
+                  started: dict[int, tuple[int, int]]) -> tuple[int, int] | None:
+    """Fork the helper ``owner``: (its pid, the read end of its pipe); None when it cannot be made."""
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # a helper: its blocks into the pipe, then gone without the parent's clean-up
+        for fd in (read_end, *(end for _, end in started.values())):
+            os.close(fd)  # a parent that dies leaves no reader: the helper's write fails and it ends
+        _helper(blocks, render, owner, processes, write_end)
+    os.close(write_end)
+    return pid, read_end
+
+
 def _helper(blocks: Iterator[list[T]], render: Callable[[list[T]], bytes], owner: int, processes: int,
-            pipe: int) -> None:
+            pipe: int) -> NoReturn:
     status = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the helper at once, not in a traceback

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import psutil
@@ -131,3 +133,24 @@ def test_a_reader_that_stops_early_leaves_no_helper(no_helper_left: None) -> Non
 
 def test_helpers_follow_the_cpus_this_process_may_use() -> None:
     assert fan_out.helpers_for_this_machine() == min(3, len(os.sched_getaffinity(0)) - 1)
+
+
+FORK_REFUSED = """
+import os, resource, sys
+from expq.launcher.fan_out import ordered_blocks
+if os.getuid() == 0:  # root is above process limits: run as nobody
+    os.setgid(65534)
+    os.setuid(65534)
+resource.setrlimit(resource.RLIMIT_NPROC, (1, 1))  # this process alone: every fork fails (EAGAIN)
+blocks = ordered_blocks(range(100), lambda chunk: f"{os.getpid()}:{chunk[0]};".encode(), 10, helpers=3)
+sys.stdout.write(b"".join(blocks).decode())
+"""
+
+
+def test_helpers_that_cannot_be_forked_leave_every_block_to_the_parent() -> None:
+    """A real refusal (a process limit, as on a login node at its limit): the output is whole, from one process."""
+    done = subprocess.run([sys.executable, "-c", FORK_REFUSED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    made = [part.split(":") for part in done.stdout.rstrip(";").split(";")]
+    assert [int(first) for _, first in made] == list(range(0, 100, 10))
+    assert len({pid for pid, _ in made}) == 1
