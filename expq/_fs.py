@@ -44,7 +44,6 @@ def adopt_root(root: Path) -> None:
     """Take the modes of the root this process works on: a root with ``queue/shared-group`` is shared
     with that group (the file must belong to the group, writable by its owner only)."""
     import grp
-    import stat
 
     path = Path(root) / "queue" / SHARED_GROUP_FILE
     try:
@@ -238,8 +237,6 @@ def make_private_dir(path: Path) -> bool:
 
 
 def _make_private_dir(path: Path) -> bool:
-    import stat
-
     for folder in (path.parent, path):
         if folder == path.parent and str(folder) in _CHECKED_PARENTS:
             continue
@@ -275,8 +272,6 @@ _CHECKED_PARENTS: set[str] = set()
 def foreign_writer(info: os.stat_result) -> str | None:
     """Who else could have written this file or folder: another owner, or write bits for others (for
     the group too, unless the root is shared with exactly this file's group); None when nobody."""
-    import stat
-
     shared = MODES.group is not None and info.st_gid == MODES.group
     if info.st_uid != os.geteuid() and not shared:
         return f"owned by uid {info.st_uid}"

@@ -386,8 +386,8 @@ class _RecordMaker:
         self._workers = workers
         self._now = now
         run_dirs = _RunDirs(queue.paths.experiments, listed=len(chosen.listing.pending) >= _LIST_RUN_DIRS_FROM)
-        self._unstarted = _Unstarted(queue, workers, run_dirs)
         self._specs = _SpecFiles(queue)
+        self._unstarted = _Unstarted(queue, workers, run_dirs, self._specs)
 
     def records(self, listed: Iterable[tuple[State, str, int | None]]) -> list[dict[str, Any]]:
         made = []
@@ -395,7 +395,7 @@ class _RecordMaker:
             if place is not None:
                 rec = self._unstarted.record(name, place)
             else:
-                rec = self._finished(state, name) if state in FINISHED else None
+                rec = self._finished_record(state, name) if state in FINISHED else None
             if rec is None:
                 rec = self._full(state, name, place)
             if rec is not None:
@@ -406,7 +406,7 @@ class _RecordMaker:
         """The records, encoded for ``status --json``."""
         return job_lines(map(encode_record, self.records(listed)))
 
-    def _finished(self, state: State, name: str) -> dict[str, Any] | None:
+    def _finished_record(self, state: State, name: str) -> dict[str, Any] | None:
         """The record of a finished job from its spec file's checked dict, without the ``JobSpec`` and
         the file-name checks of ``_read_spec`` (15% of the full path's CPU); None for what the full
         path must judge (see ``_SpecFiles``; a file whose name is not the spec's)."""
@@ -503,12 +503,12 @@ class _Unstarted:
     exists) gets None: the full path then gives the record, or leaves the job out, as it always did.
     """
 
-    def __init__(self, queue: JobQueue, workers: Workers, run_dirs: _RunDirs) -> None:
+    def __init__(self, queue: JobQueue, workers: Workers, run_dirs: _RunDirs, specs: _SpecFiles) -> None:
         self._root = os.path.join(queue.root, "")
         self._workers = workers
         self._run_dirs = run_dirs
         self._folders: dict[tuple[int, int | None, int], str] = {}
-        self._specs = _SpecFiles(queue)
+        self._specs = specs
 
     def record(self, name: str, place: int) -> dict[str, Any] | None:
         spec = self._specs.read(State.PENDING, name)

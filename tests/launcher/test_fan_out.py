@@ -136,7 +136,13 @@ def test_a_reader_that_stops_early_leaves_no_helper(no_helper_left: None) -> Non
 
 
 def test_helpers_follow_the_cpus_this_process_may_use() -> None:
-    assert fan_out.helpers_for_this_machine() == min(3, len(os.sched_getaffinity(0)) - 1)
+    """One CPU allowed: no helper (nothing is forked); more: one per further CPU, three at most."""
+    pinned = subprocess.run([sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+                             "from expq.launcher.fan_out import helpers_for_this_machine as h; print(h())"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert pinned.stdout.strip() == "0"
+    cpus = len(os.sched_getaffinity(0))
+    assert fan_out.helpers_for_this_machine() == min(3, cpus - 1)
 
 
 FORK_REFUSED = """

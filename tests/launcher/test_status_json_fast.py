@@ -41,7 +41,8 @@ def fast_and_full(queue: JobQueue, listed: bool = True) -> list[tuple[dict[str, 
     """(fast path's record, full path's record) of every pending file, in schedule order; ``listed``: the
     fast path lists experiment folders rather than stat each run directory."""
     workers = report.Workers(queue, NOW)
-    unstarted = report._Unstarted(queue, workers, report._RunDirs(queue.paths.experiments, listed))
+    unstarted = report._Unstarted(queue, workers, report._RunDirs(queue.paths.experiments, listed),
+                                  report._SpecFiles(queue))
     return [(unstarted.record(name, place), full_record(queue, name, workers, place))
             for place, name in enumerate(queue.list_names(State.PENDING), 1)]
 
@@ -270,7 +271,7 @@ def test_finished_jobs_take_a_fast_path_to_the_full_paths_records(queue: JobQueu
     for state in (State.DONE, State.FAILED, State.CANCELLED):
         for name in queue.list_names(state):
             found = report._read_spec(queue, state, name)
-            fast[listed_id(name)] = maker._finished(state, name)
+            fast[listed_id(name)] = maker._finished_record(state, name)
             full[listed_id(name)] = None if found is None else report.record(queue, *found, workers, NOW)
     assert [job for job, rec in sorted(fast.items()) if rec is None] == [specs[6].id, specs[7].id]
     assert all(fast[job] == full[job] for job in fast if fast[job] is not None)
