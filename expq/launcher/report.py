@@ -16,7 +16,8 @@ the queue read once (the experiment is not in the file names).
 ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written in blocks, so
 memory does not grow with the queue, and forked helpers make every other block (``fan_out``). A
 pending job that never started (most of a big queue) takes a fast path that reads and checks its
-spec file as the full path does but builds no ``JobSpec`` and no paths (``_Unstarted``); a finished
+spec file as the full path does but builds no ``JobSpec`` and no paths (``_Unstarted``), and its line of
+``status --json`` fills a template of the record with its own values (``status_json.LineTemplate``); a finished
 job's spec is read the same way (``_SpecFiles``), its run files as the full path reads them.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ from expq.launcher.run_files import (
     read_run_attempts,
     read_run_lease,
 )
-from expq.launcher.status_json import encode_record, job_lines
+from expq.launcher.status_json import LineTemplate, encode_number, encode_record, encode_string, job_lines, slot
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
 from expq.queue.paths import QueuePaths, RunPaths, pending_bucket
@@ -392,19 +393,31 @@ class _RecordMaker:
     def records(self, listed: Iterable[tuple[State, str, int | None]]) -> list[dict[str, Any]]:
         made = []
         for state, name, place in listed:
-            if place is not None:
-                rec = self._unstarted.record(name, place)
-            else:
-                rec = self._finished_record(state, name) if state in FINISHED else None
+            rec = self._unstarted.record(name, place) if place is not None else None
             if rec is None:
-                rec = self._full(state, name, place)
+                rec = self._other(state, name, place)
             if rec is not None:
                 made.append(rec)
         return made
 
     def lines(self, listed: Iterable[tuple[State, str, int | None]]) -> bytes:
-        """The records, encoded for ``status --json``."""
-        return job_lines(map(encode_record, self.records(listed)))
+        """The records, encoded for ``status --json``; a never-started pending job's straight from its
+        spec (``_Unstarted.line``)."""
+        made = []
+        for state, name, place in listed:
+            line = self._unstarted.line(name, place) if place is not None else None
+            if line is None:
+                rec = self._other(state, name, place)
+                if rec is None:
+                    continue
+                line = encode_record(rec)
+            made.append(line)
+        return job_lines(made)
+
+    def _other(self, state: State, name: str, place: int | None) -> dict[str, Any] | None:
+        """The record of a job the never-started path left (or did not take)."""
+        rec = self._finished_record(state, name) if state in FINISHED else None
+        return self._full(state, name, place) if rec is None else rec
 
     def _finished_record(self, state: State, name: str) -> dict[str, Any] | None:
         """The record of a finished job from its spec file's checked dict, without the ``JobSpec`` and
@@ -490,6 +503,21 @@ class _SpecFiles:
             return None
 
 
+def _unstarted_line() -> LineTemplate:
+    """The line of a never-started pending job, cut from ``_base_record`` (its one layout): its slots are
+    the values of ``_Unstarted.line``, in that order; ``after`` is empty on that path."""
+    fields = ("id", "experiment", "name", "command", "config", "gpus", "submitted_at", "priority", "retries",
+              "timeout", "cwd", "user", "gpu_mem")
+    spec: dict[str, Any] = {key: slot(number) for number, key in enumerate(fields)}
+    spec["command"], spec["after"] = [spec["command"]], []  # the slot stands for the command's items
+    rec = _base_record(spec, State.PENDING, slot(len(fields)), None)
+    rec["queue_position"], rec["reason"] = slot(len(fields) + 1), slot(len(fields) + 2)
+    return LineTemplate(rec, len(fields) + 3)
+
+
+_LINE = _unstarted_line()
+
+
 class _Unstarted:
     """Records of pending jobs that never started, from their spec file alone.
 
@@ -511,6 +539,31 @@ class _Unstarted:
         self._specs = specs
 
     def record(self, name: str, place: int) -> dict[str, Any] | None:
+        found = self._spec(name)
+        if found is None:
+            return None
+        spec, run_dir = found
+        rec = _base_record(spec, State.PENDING, run_dir, place)
+        rec["reason"] = self._workers.why_waiting(spec["gpus"], spec.get("gpu_mem"))
+        return rec
+
+    def line(self, name: str, place: int) -> str | None:
+        """``encode_record(record(name, place))``, with only the values that vary encoded (``_LINE``)."""
+        found = self._spec(name)
+        if found is None:
+            return None
+        spec, run_dir = found
+        timeout, gpu_mem = spec["timeout"], spec.get("gpu_mem")
+        return _LINE.fill((
+            repr(spec["id"]), encode_string(spec["experiment"]), encode_string(spec["name"]),
+            ",".join(map(encode_string, spec["command"])), encode_record(spec["config"]), repr(spec["gpus"]),
+            encode_number(spec["submitted_at"]), repr(spec["priority"]), repr(spec["retries"]),
+            "null" if timeout is None else encode_number(timeout), encode_string(spec["cwd"]),
+            encode_string(spec["user"]), "null" if gpu_mem is None else repr(gpu_mem), encode_string(run_dir),
+            repr(place), encode_string(self._workers.why_waiting(spec["gpus"], gpu_mem))))
+
+    def _spec(self, name: str) -> tuple[dict[str, Any], str] | None:
+        """The checked spec of a pending file, and its run directory, when the job never started."""
         spec = self._specs.read(State.PENDING, name)
         if spec is None or spec["after"]:
             return None
@@ -519,9 +572,7 @@ class _Unstarted:
         run_dir = self._root + spec["run_dir"]  # str(root / run_dir): a checked run_dir has nothing to normalise
         if self._run_dirs.exists(spec["experiment"], spec["id"], run_dir):  # it ran before, or was tagged
             return None
-        rec = _base_record(spec, State.PENDING, run_dir, place)
-        rec["reason"] = self._workers.why_waiting(spec["gpus"], spec.get("gpu_mem"))
-        return rec
+        return spec, run_dir
 
     def _folder(self, spec: dict[str, Any]) -> str:
         """``<bucket>/<inverted priority>/`` of the spec, worked out once per GPU shape and priority

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -104,7 +103,7 @@ def check_spec(data: Any) -> bool:
     version = data.get("version")
     if version != SPEC_VERSION:
         raise InputError(f"invalid job spec: unsupported version {version!r} (expected {SPEC_VERSION})")
-    whole = tuple(map(type, data.values())) in _WRITTEN_SHAPES.get(tuple(data), frozenset())
+    whole = tuple(map(type, data.values())) in _WRITTEN_SHAPES.get(tuple(data), _NO_SHAPES)
     if not whole:
         _check_keys(data)
         _check_types(data)
@@ -119,6 +118,7 @@ def expected_run_dir(job_id: int, experiment: str, name: str) -> str:
 
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INFINITY = float("inf")
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(...) builds one per call
@@ -150,6 +150,7 @@ def _written_shapes() -> dict[tuple[str, ...], frozenset[tuple[type, ...]]]:
 
 
 _WRITTEN_SHAPES = _written_shapes()
+_NO_SHAPES: frozenset[tuple[type, ...]] = frozenset()
 
 
 def _check_keys(data: dict[str, Any]) -> None:
@@ -179,36 +180,37 @@ def _check_items(data: dict[str, Any]) -> None:
 
 def _check_contract(data: dict[str, Any]) -> None:
     """What a well-typed spec must also satisfy before a worker may act on it (a spec file is input)."""
-    job_id = data["id"]
+    job_id, experiment, name, cwd = data["id"], data["experiment"], data["name"], data["cwd"]
     if job_id < 1:
         raise InputError(f"invalid job spec: id {job_id} (ids start at 1)")
     if not -MAX_PRIORITY <= data.get("priority", 0) <= MAX_PRIORITY:
         raise InputError(f"invalid job spec: priority {data['priority']} outside -{MAX_PRIORITY}..{MAX_PRIORITY}")
-    for key in ("gpus", "retries"):
-        if data.get(key, 0) < 0:
-            raise InputError(f"invalid job spec: negative {key}")
+    gpus = data.get("gpus", 0)
+    if gpus < 0 or data.get("retries", 0) < 0:
+        raise InputError(f"invalid job spec: negative {'gpus' if gpus < 0 else 'retries'}")
     gpu_mem = data.get("gpu_mem")
-    if gpu_mem is not None and (gpu_mem <= 0 or data.get("gpus", 0) < 1):
+    if gpu_mem is not None and (gpu_mem <= 0 or gpus < 1):
         raise InputError(f"invalid job spec: gpu_mem {gpu_mem!r} needs a positive size and gpus >= 1")
     timeout = data.get("timeout")
-    if timeout is not None and not 0 < timeout < float("inf"):
+    if timeout is not None and not 0 < timeout < _INFINITY:
         raise InputError(f"invalid job spec: timeout {timeout!r} is not a positive number of seconds")
     after = data.get("after")
     if after and any(dep < 1 or dep == job_id for dep in after):
         raise InputError(f"invalid job spec: after {list(after)} names job {job_id} itself or an id < 1")
     try:
-        check_name("experiment", data["experiment"])
-        check_name("run", data["name"])
+        check_name("experiment", experiment)
+        check_name("run", name)
     except InputError as exc:
         raise InputError(f"invalid job spec: {exc}") from None
-    if data["run_dir"] != expected_run_dir(job_id, data["experiment"], data["name"]):
+    if data["run_dir"] != expected_run_dir(job_id, experiment, name):
         raise InputError(f"invalid job spec: run_dir {data['run_dir']!r} is not "
-                         f"{expected_run_dir(job_id, data['experiment'], data['name'])!r}")
-    if not os.path.isabs(data["cwd"]):
-        raise InputError(f"invalid job spec: cwd {data['cwd']!r} is not an absolute path")
-    if "\0" in data["cwd"] or "\0" in "".join(data["command"]):  # one join: the arguments are strings
+                         f"{expected_run_dir(job_id, experiment, name)!r}")
+    if not cwd.startswith("/"):  # os.path.isabs on POSIX
+        raise InputError(f"invalid job spec: cwd {cwd!r} is not an absolute path")
+    if "\0" in cwd or "\0" in "".join(data["command"]):  # one join: the arguments are strings
         raise InputError("invalid job spec: NUL byte in the command or cwd")
-    for key, value in data.get("env", {}).items():
+    env = data.get("env")
+    for key, value in env.items() if env else ():
         if not isinstance(value, str) or not _ENV_KEY.fullmatch(key) or "\0" in value:
             raise InputError(f"invalid job spec: bad environment variable {key!r}")
         if is_reserved_var(key):

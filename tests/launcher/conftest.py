@@ -22,3 +22,10 @@ def _raises_input(message: str) -> Iterator[None]:
 def raises_input() -> Callable[[str], ContextManager[None]]:
     """Expect an InputError (exit code 2) whose one-line text is exactly the message given."""
     return _raises_input
+
+
+@pytest.fixture(autouse=True)
+def _table_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The width a table gets when stdout is no terminal (``render.terminal_width``), whoever runs the
+    tests: pytest-xdist's workers have COLUMNS=80, a terminal has its own. A test may set another."""
+    monkeypatch.setenv("COLUMNS", "120")

@@ -16,6 +16,7 @@ import pytest
 from expq.launcher import report
 from expq.launcher.cli import main
 from expq.launcher.listing import Listing, listed_id
+from expq.launcher.status_json import LineTemplate, encode_record, slot
 from expq.queue.attempts import Outcome, finish_attempt
 from expq.queue.labels import update_labels
 from expq.queue.spec import JobSpec, expected_run_dir
@@ -85,6 +86,41 @@ def test_the_fast_path_gives_the_full_paths_record(queue: JobQueue) -> None:
     assert len(pairs) == len(SPECS) and all(fast is not None for fast, _ in pairs)
     assert [fast for fast, _ in pairs] == [full for _, full in pairs]
     assert [json.dumps(fast) for fast, _ in pairs] == [json.dumps(full) for _, full in pairs]  # same types too
+
+
+LINE_SPECS: list[dict[str, Any]] = [
+    {"submitted_at": float("nan")}, {"submitted_at": float("-inf")}, {"submitted_at": 10**400},  # past a float
+    {"name": "100%_%s", "config": {"%d": "%(x)s", "q": "a\"b\\c\n"}, "command": ("echo", "%s", "50%", "é\u2028")},
+    {"cwd": "/tmp/ü nicode", "user": "ユーザー", "experiment": "%exp", "gpus": 3, "gpu_mem": 1 << 40, "timeout": 1e-3},
+]
+
+
+def test_the_fast_paths_line_is_the_full_records_encoding(queue: JobQueue) -> None:
+    """``status --json`` writes a never-started job's line from a template (``_Unstarted.line``): byte for
+    byte the encoding of the full path's record, for every kind of value, ``%`` and NaN included."""
+    for fields in SPECS + LINE_SPECS:
+        add_spec(queue, **fields)
+    write_worker(queue, "w", 1)
+    workers = report.Workers(queue, NOW)
+    unstarted = report._Unstarted(queue, workers, report._RunDirs(queue.paths.experiments, True),
+                                  report._SpecFiles(queue))
+    names = queue.list_names(State.PENDING)
+    lines = [unstarted.line(name, place) for place, name in enumerate(names, 1)]
+    full = [full_record(queue, name, workers, place) for place, name in enumerate(names, 1)]
+    assert len(lines) == len(SPECS) + len(LINE_SPECS) and None not in lines and None not in full
+    assert lines == [encode_record(rec) for rec in full]
+    assert "NaN" in "".join(map(str, lines)) and "-Infinity" in "".join(map(str, lines))
+
+
+def test_a_template_fills_its_slots_in_the_records_layout() -> None:
+    record = {"a": slot(1), "b": [slot(0)], "c": "50%", "d": None}
+    template = LineTemplate(record, 2)
+    assert template.fill(['"x%s"', "7"]) == '{"a":7,"b":["x%s"],"c":"50%","d":null}'
+    for slots in (1, 3):  # a slot left out of the record, or one the record does not have
+        with pytest.raises(ValueError, match="each of its"):
+            LineTemplate(record, slots)
+    with pytest.raises(ValueError, match="each of its"):
+        LineTemplate({**record, "e": slot(0)}, 2)  # a slot twice
 
 
 def test_reasons_from_the_workers_are_the_full_paths(queue: JobQueue) -> None:
