@@ -117,9 +117,13 @@ def read_at_most(fd: int, limit: int, expected: int = 0, regular: bool = False) 
     to see it return nothing (one system call fewer per spec file; pipes and devices return short
     reads at any time), and its size is worth trusting for the first read (a 64 KiB buffer for a
     500-byte spec costs as much as the read)."""
-    chunks: list[bytes] = []
-    size = 0
-    want = expected + 1 if regular else max(expected + 1, _FIRST_READ)
+    if regular and expected < limit:
+        first = os.read(fd, expected + 1)
+        if len(first) <= expected:  # the whole file, as nearly every time: no list, no join
+            return first
+        chunks, size, want = [first], len(first), 2 * (expected + 1)
+    else:
+        chunks, size, want = [], 0, max(expected + 1, _FIRST_READ)
     while size <= limit:
         asked = min(limit + 1 - size, want)
         chunk = os.read(fd, asked)

@@ -29,6 +29,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
@@ -481,7 +482,7 @@ class _RunDirs:
         return self._ids[experiment]
 
 
-_DECODER = json.JSONDecoder()
+_SCAN = make_scanner(json.JSONDecoder())  # raw_decode's own scanner, without its Python frame
 
 
 class _SpecFiles:
@@ -497,10 +498,10 @@ class _SpecFiles:
         try:
             raw, _ = read_queue_file(f"{self._folders[state]}/{name}")
             text = raw.decode()
-            data, end = _DECODER.raw_decode(text)
+            data, end = _SCAN(text, 0)
             return data if end == len(text) and check_spec(data) else None
-        except (OSError, ValueError, RecursionError, InputError):  # gone, not a small regular file, not a spec
-            return None
+        except (OSError, ValueError, StopIteration, RecursionError, InputError):  # gone, not a small regular
+            return None  # file, not JSON (StopIteration: no value at all), not a spec
 
 
 def _unstarted_line() -> LineTemplate:
