@@ -27,9 +27,8 @@ import os
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
@@ -482,7 +481,8 @@ class _RunDirs:
         return self._ids[experiment]
 
 
-_SCAN = make_scanner(json.JSONDecoder())  # raw_decode's own scanner, without its Python frame
+# The C scanner that raw_decode calls, without raw_decode's Python frame (an attribute that typeshed lacks).
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 class _SpecFiles:
