@@ -166,7 +166,7 @@ class Row:
 
 
 def run_cmd(argv: Sequence[str], cfg: Config, *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            stdout: int | None = subprocess.DEVNULL, stderr: int | object | None = None,
+            stdout: int | None = subprocess.DEVNULL, stderr: int | None = None,
             check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run one command; on failure raise with its stderr, so a broken benchmark never reports a time."""
     result = subprocess.run(list(argv), env=env or cfg.env(), cwd=cwd, stdout=stdout,

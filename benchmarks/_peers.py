@@ -36,11 +36,15 @@ def ensure(cfg: Config, install: bool = True) -> None:
                          f"apt-get install -y {' '.join(PACKAGES[t] for t in missing)})")
         return
     packages = [PACKAGES[t] for t in missing]
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL,
-             "env": {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}}
-    if subprocess.run(["apt-get", "install", "-y", *packages], **quiet).returncode != 0:
-        subprocess.run(["apt-get", "update"], **quiet)
-        subprocess.run(["apt-get", "install", "-y", *packages], **quiet)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def apt_get(*args: str) -> int:
+        return subprocess.run(["apt-get", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=env).returncode
+
+    if apt_get("install", "-y", *packages) != 0:
+        apt_get("update")
+        apt_get("install", "-y", *packages)
     still = [t for t in missing if not have(t)]
     if still:
         cfg.notes.append(f"apt-get could not install {', '.join(still)}: skipped")

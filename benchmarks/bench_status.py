@@ -51,11 +51,12 @@ def fabricate(root: Path, total: int) -> dict[str, int]:
             paths.pending_file(spec).parent.mkdir(parents=True, exist_ok=True)
             write_file(paths.pending_file(spec), spec.to_json(), exclusive=True)
             continue
-        write_file(paths.job_file(state, job_id, spec.priority), spec.to_json(), exclusive=True)
+        claim = "0be4c4" if state is State.RUNNING else ""  # a running job's file and lease name its claim
+        write_file(paths.job_file(state, job_id, spec.priority, claim=claim), spec.to_json(), exclusive=True)
         started = start + job_id * 0.01
         attempt = Attempt(1, "benchhost", "benchhost-1-abcdef", started)
         if state is State.RUNNING:
-            write_lease(paths, Lease(job_id, attempt, os.getpid(), 0.0, os.getpid()))
+            write_lease(paths, Lease(job_id, attempt, os.getpid(), 0.0, claim))
             continue
         outcome = {State.DONE: Outcome.DONE, State.FAILED: Outcome.FAILED, State.CANCELLED: Outcome.CANCELLED}[state]
         ended = Attempt(1, "benchhost", "benchhost-1-abcdef", started, outcome=outcome, finished_at=started + 1.5,
