@@ -149,6 +149,7 @@ def _open_queue(args: argparse.Namespace) -> JobQueue:
 
 def _run_status(args: argparse.Namespace) -> int:
     from expq.launcher import render, report
+    from expq.launcher.fan_out import helpers_for_this_machine
 
     if args.watch is not None and args.json:
         raise InputError("--watch cannot be combined with --json")
@@ -163,11 +164,12 @@ def _run_status(args: argparse.Namespace) -> int:
         write_status_json(sys.stdout.buffer, counts, blocks)
         sys.stdout.buffer.flush()
         return 0
+    helpers = helpers_for_this_machine()  # for --experiment, which reads every spec
     if args.watch is None:
-        _write(render.status_text(report.collect(queue, query), render.terminal_width()))
+        _write(render.status_text(report.collect(queue, query, helpers=helpers), render.terminal_width()))
         return 0
-    return render.watch(lambda: render.status_text(report.collect(queue, query), render.terminal_width()),
-                        args.watch, sys.stdout)
+    return render.watch(lambda: render.status_text(report.collect(queue, query, helpers=helpers),
+                                                   render.terminal_width()), args.watch, sys.stdout)
 
 
 def _run_show(args: argparse.Namespace) -> int:

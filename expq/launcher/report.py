@@ -10,7 +10,7 @@ condition the user must see (``run_files``): the job is still listed, with the c
 reason, and ``status`` never fails because of one job's files.
 
 Filters narrow the counts too: ``status --experiment E`` counts E's jobs, which needs every spec of
-the queue read once (the experiment is not in the file names).
+the queue read once (the experiment is not in the file names), in blocks that forked helpers share.
 
 ``status --json`` shows every job, so its cost and memory follow the queue: the listing is held as
 ids in arrays (8 bytes a job, ``listing.Listing``) and records are made and written in blocks, so
@@ -258,12 +258,24 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
         return None
 
 
-def _experiment_of(queue: JobQueue, state: State, name: str) -> str | None:
-    """The experiment a spec names, read without building the spec: counting one experiment's jobs
-    reads every spec of the queue, and full validation would double the cost. Only the jobs then
-    shown are read as specs (a malformed one is counted, as in the listings, but not shown)."""
+def _of_experiment(queue: JobQueue, listing: Listing, experiment: str, helpers: int) -> Listing:
+    """The files of ``experiment``'s jobs. File names do not say it, so every spec is read; in blocks
+    that forked helpers share (``fan_out``): ``status --experiment`` on 100,000 jobs reads 100,000 files."""
+    folders = {state: os.fspath(queue.paths.state_dir(state)) for state in State}
+
+    def marks(block: list[tuple[State, int, str]]) -> bytes:
+        return bytes(_experiment_of(queue, folders[state], state, name) == experiment for state, _, name in block)
+
+    return listing.only_marked(b"".join(ordered_blocks(listing, marks, STREAM_BLOCK, helpers)))
+
+
+def _experiment_of(queue: JobQueue, folder: str, state: State, name: str) -> str | None:
+    """The experiment a spec in ``folder`` (its state's) names, read without building the spec:
+    counting one experiment's jobs reads every spec of the queue, and full validation would double the
+    cost. Only the jobs then shown are read as specs (a malformed one is counted, as in the listings,
+    but not shown)."""
     try:
-        data = read_json(queue.paths.state_dir(state) / name)
+        data = read_json(f"{folder}/{name}")
     except FileNotFoundError:  # moved on since the listing: read it where it is now
         found = _read_spec(queue, state, name)
         return found[1].experiment if found is not None else None
@@ -313,20 +325,21 @@ def _of_ids(listing: Listing, ids: tuple[int, ...], wanted: list[State]) -> List
     return listing.only(lambda state, job, name: (state, name) in picked)
 
 
-def collect(queue: JobQueue, query: Query, now: float | None = None) -> Snapshot:
+def collect(queue: JobQueue, query: Query, now: float | None = None, helpers: int = 0) -> Snapshot:
     """Counts per state of the jobs the query matches, and their records: finished ones by id,
     then running ones by id, then pending ones in schedule order (priority, then id).
 
     With no ids, states or ``everything`` asked for, the view is: every running job, the first
     ``PENDING_SHOWN`` pending ones in the order they will run, and the ``RECENT_FINISHED`` most
     recently finished; ``Snapshot.hidden`` counts the rest. ``query.experiment`` reads every spec
-    of the states asked for (the counts need each job's experiment).
+    of the states asked for (the counts need each job's experiment), with ``helpers`` forked
+    processes (see ``fan_out``: only from a process without other threads; the dashboard's has them).
 
     Raises:
         NotFound: one of ``query.ids`` is no job of this queue.
     """
     now = time.time() if now is None else now
-    chosen = _select(queue, query)
+    chosen = _select(queue, query, helpers)
     workers = Workers(queue, now)
     jobs = _RecordMaker(queue, chosen, workers, now).records(chosen.listing.shown(chosen.order))
     return Snapshot(counts=chosen.counts, jobs=jobs, hidden=chosen.hidden, workers=len(workers.gpus),
@@ -340,10 +353,10 @@ def stream(queue: JobQueue, query: Query, now: float | None = None,
     as ids, not names (see ``Listing``). With more than one CPU, ``helpers`` forked processes
     (default: one per further CPU, see ``fan_out``) make and encode every other block."""
     now = time.time() if now is None else now
-    chosen = _select(queue, query)
+    helpers = helpers_for_this_machine() if helpers is None else helpers
+    chosen = _select(queue, query, helpers)
     maker = _RecordMaker(queue, chosen, Workers(queue, now), now)
-    return chosen.counts, ordered_blocks(chosen.listing.shown(chosen.order), maker.lines, STREAM_BLOCK,
-                                         helpers_for_this_machine() if helpers is None else helpers)
+    return chosen.counts, ordered_blocks(chosen.listing.shown(chosen.order), maker.lines, STREAM_BLOCK, helpers)
 
 
 @dataclass
@@ -357,7 +370,7 @@ class _Chosen:
     queue_counts: dict[str, int]
 
 
-def _select(queue: JobQueue, query: Query) -> _Chosen:
+def _select(queue: JobQueue, query: Query, helpers: int) -> _Chosen:
     listing = Listing.listed(queue)
     queue_counts = listing.counts()
     if query.tag is not None:  # only the tagged jobs: the rest of the view works on their listing
@@ -370,7 +383,7 @@ def _select(queue: JobQueue, query: Query) -> _Chosen:
     else:
         matching = listing.of_states(wanted)
         if query.experiment is not None:
-            matching = matching.only(lambda state, job, name: _experiment_of(queue, state, name) == query.experiment)
+            matching = _of_experiment(queue, matching, query.experiment, helpers)
         if query.everything or query.states:
             chosen = matching
         else:

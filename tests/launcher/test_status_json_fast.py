@@ -302,7 +302,7 @@ def test_finished_jobs_take_a_fast_path_to_the_full_paths_records(queue: JobQueu
     short = {k: v for k, v in specs[7].to_dict().items() if k not in ("env", "placeholders", "strict")}
     (done / f"{specs[7].id:08d}.json").write_text(json.dumps(short))  # valid, without every key
     workers = report.Workers(queue, NOW)
-    maker = report._RecordMaker(queue, report._select(queue, report.Query(everything=True)), workers, NOW)
+    maker = report._RecordMaker(queue, report._select(queue, report.Query(everything=True), 0), workers, NOW)
     fast, full = {}, {}
     for state in (State.DONE, State.FAILED, State.CANCELLED):
         for name in queue.list_names(state):
@@ -315,3 +315,39 @@ def test_finished_jobs_take_a_fast_path_to_the_full_paths_records(queue: JobQueu
     reasons = {job: full[job]["reason"] for job in (specs[2].id, specs[3].id)}  # type: ignore[index]
     assert reasons == {specs[2].id: "result.json is not valid JSON", specs[3].id: "result.json is a directory"}
     assert (fast[specs[4].id]["tags"], fast[specs[4].id]["note"]) == (["best"], "keep")  # type: ignore[index]
+
+
+def test_the_experiment_filter_made_by_helper_processes_is_the_one_made_alone(
+        queue: JobQueue, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--experiment`` reads every spec for its experiment, in blocks (of 4 here) that 0, 1 or 2 forked
+    helpers share: the same jobs and counts each time, in every state, and a damaged spec is not counted."""
+    monkeypatch.setattr(report, "STREAM_BLOCK", 4)
+    mine = add(queue, 9, experiment="mine", gpus=1) + add(queue, 5, experiment="mine", priority=4)
+    theirs = add(queue, 11, experiment="theirs") + add(queue, 3, experiment="theirs", gpus=1)
+    for spec in mine[:3] + theirs[:2]:
+        finish(queue, spec, State.DONE, None)
+    finish(queue, mine[3], State.FAILED, None)
+    assert queue.move(theirs[2], State.PENDING, State.CANCELLED)
+    queue.paths.pending_file(mine[4]).write_text('{"version": 1, "experiment": "mi')  # torn: not counted
+    chosen = [report._select(queue, report.Query(experiment="mine", everything=True), helpers)
+              for helpers in (0, 1, 2)]
+    assert chosen[0].counts == {"pending": 9, "running": 0, "done": 3, "failed": 1, "cancelled": 0}
+    assert all(list(c.listing) == list(chosen[0].listing) and c.counts == chosen[0].counts for c in chosen)
+    assert sorted(job for _, job, _ in chosen[0].listing) == sorted(s.id for s in mine if s is not mine[4])
+    listed = status_json(queue, capsys, "--experiment", "mine")  # the CLI: a helper per further CPU
+    assert listed["counts"] == chosen[0].counts
+    assert sorted(job["id"] for job in listed["jobs"]) == sorted(job for _, job, _ in chosen[0].listing)
+
+
+def test_marks_keep_the_files_in_the_order_of_iteration(queue: JobQueue) -> None:
+    specs = add(queue, 4, gpus=1) + add(queue, 3, priority=2) + add(queue, 3)
+    finish(queue, specs[0], State.DONE, None)
+    finish(queue, specs[5], State.FAILED, None)
+    listing = Listing.listed(queue)
+    files = list(listing)
+    kept = listing.only_marked(bytes(i % 3 == 0 for i in range(len(files))))
+    assert list(kept) == [f for f in files if files.index(f) % 3 == 0]  # pending, done and failed alike
+    assert {state for state, _, _ in files} == {State.PENDING, State.DONE, State.FAILED}
+    for marks in (b"\x01" * (len(files) - 1), b"\x01" * (len(files) + 1)):
+        with pytest.raises(ValueError, match="marks for"):
+            listing.only_marked(marks)
