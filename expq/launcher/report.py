@@ -34,7 +34,7 @@ from typing import Any
 
 from expq.errors import InputError, NotFound
 from expq.launcher.fan_out import helpers_for_this_machine, ordered_blocks
-from expq.launcher.listing import Listing, Names, listed_id
+from expq.launcher.listing import Listing, Names, Schedule, listed_id
 from expq.launcher.run_files import (
     may_have_attempts,
     read_gpu_reasons,
@@ -612,8 +612,7 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
     now = time.time()
     position = None
     if state is State.PENDING:
-        names = queue.list_names(State.PENDING)
-        position = next((i for i, n in enumerate(names, 1) if listed_id(n) == job_id), None)
+        position = Schedule.listed(queue).place_of(job_id)
     ignored: list[str] = []  # the record already names every condition
     details = {
         "version": 1,

@@ -218,6 +218,14 @@ def test_the_listing_is_the_stores_in_the_same_order(queue: JobQueue) -> None:
             assert list(listing.names[state]) == queue.list_names(state)
     assert listing.counts() == {state.value: len(queue.list_names(state)) for state in State}
     assert listing.names[State.DONE].tail(3) == queue.list_names(State.DONE)[-3:]
+    names = queue.list_names(State.PENDING)
+    for job in [*range(1, 23), 123_456_789, -1]:  # every job, one not there, and the id of stray names
+        first = next((place for place, name in enumerate(names, 1) if listed_id(name) == job), None)
+        assert listing.pending.place_of(job) == first
+    assert listing.pending.place_of(-1) is not None  # a stray name has a place (``show`` never asks for it)
+    even = listing.pending.only(lambda job, name: job % 2 == 0)  # a part of the schedule keeps its places
+    assert [even.place_of(job) for job in range(1, 23)] == [
+        listing.pending.place_of(job) if job % 2 == 0 else None for job in range(1, 23)]
 
 
 def test_nine_digit_ids_and_stray_names_keep_their_places(queue: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
