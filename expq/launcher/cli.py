@@ -148,8 +148,8 @@ def _open_queue(args: argparse.Namespace) -> JobQueue:
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    from expq.fan_out import helpers_for_this_machine
     from expq.launcher import render, report
-    from expq.launcher.fan_out import helpers_for_this_machine
 
     if args.watch is not None and args.json:
         raise InputError("--watch cannot be combined with --json")

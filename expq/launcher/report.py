@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from expq.errors import InputError, NotFound
-from expq.launcher.fan_out import helpers_for_this_machine, ordered_blocks
+from expq.fan_out import helpers_for_this_machine, ordered_blocks
 from expq.launcher.listing import Listing, Names, Schedule, listed_id
 from expq.launcher.run_files import (
     may_have_attempts,

@@ -65,19 +65,22 @@ def wait_jobs(queue: JobQueue, ids: list[int], timeout: float | None, stream: Te
 
 def run(args: argparse.Namespace) -> int:
     from expq.errors import InputError, NotFound
+    from expq.fan_out import helpers_for_this_machine
     from expq.queue.selection import jobs_of_experiment
     from expq.queue.store import JobQueue
 
     queue = JobQueue(args.root).require()
-    ids = list(dict.fromkeys(job for group in args.ids for job in group))
+    given = [job for group in args.ids for job in group]
+    queue.check_ids_exist(given)  # an experiment's jobs were just found: only the ids given are looked up
+    ids = list(given)
     for name in args.experiment:
-        found = jobs_of_experiment(queue, name)
+        found = jobs_of_experiment(queue, name, helpers=helpers_for_this_machine())
         if not found:
             raise NotFound("experiment with queued jobs", name)
-        ids += [job for job in found if job not in ids]
+        ids += found
+    ids = list(dict.fromkeys(ids))  # in the order given, each once
     if not ids:
         raise InputError("nothing to wait for: give job ids or --experiment NAME")
-    queue.check_ids_exist(ids)
     try:
         return wait_jobs(queue, ids, args.timeout, sys.stderr)
     except KeyboardInterrupt:  # stop watching; the jobs go on

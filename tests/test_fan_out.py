@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from expq.launcher import fan_out
-from expq.launcher.fan_out import ordered_blocks
+from expq import fan_out
+from expq.fan_out import ordered_blocks
 
 
 def tagged(chunk: list[int]) -> bytes:
@@ -138,7 +138,7 @@ def test_a_reader_that_stops_early_leaves_no_helper(no_helper_left: None) -> Non
 def test_helpers_follow_the_cpus_this_process_may_use() -> None:
     """One CPU allowed: no helper (nothing is forked); more: one per further CPU, three at most."""
     pinned = subprocess.run([sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-                             "from expq.launcher.fan_out import helpers_for_this_machine as h; print(h())"],
+                             "from expq.fan_out import helpers_for_this_machine as h; print(h())"],
                             capture_output=True, text=True, timeout=60, check=True)
     assert pinned.stdout.strip() == "0"
     cpus = len(os.sched_getaffinity(0))
@@ -147,7 +147,7 @@ def test_helpers_follow_the_cpus_this_process_may_use() -> None:
 
 FORK_REFUSED = """
 import os, resource, sys
-from expq.launcher.fan_out import ordered_blocks
+from expq.fan_out import ordered_blocks
 if os.getuid() == 0:  # root is above process limits: run as nobody
     os.setgid(65534)
     os.setuid(65534)

@@ -1,6 +1,6 @@
 """Render the consecutive blocks of a long sequence in forked helper processes, and hand them back
 in order: ``status --json`` of 100,000 jobs is CPU-bound on reading, checking and encoding each job,
-and the machines expq runs on have more than one core.
+picking one experiment's jobs reads every spec, and the machines expq runs on have more than one core.
 
 Each process walks the same items (the fork copies the iterator where the parent left it) and
 renders only its own blocks, round-robin; a helper writes each rendered block to its own pipe,
