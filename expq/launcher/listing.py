@@ -193,12 +193,18 @@ class Schedule:
                 places.append(place)
         return Schedule(self.priorities, self.buckets, self.odd, codes, places)
 
-    def place_of(self, job: int) -> int | None:
-        """The place of ``job`` in the schedule (1: tried first), None when it is not listed; read from
-        the codes, which hold the ids, without making a name for each (``show`` of one job in 100,000)."""
+    def jobs(self) -> Iterator[int]:
+        """The job ids in schedule order, read from the codes without making a name for each (-1 for
+        a name that holds no id)."""
         buckets = len(self.buckets)
-        for index, code in enumerate(self.codes):
-            if (code // buckets % _COMPACT if code >= 0 else self._decode(code)[1]) == job:
+        for code in self.codes:
+            yield code // buckets % _COMPACT if code >= 0 else self._decode(code)[1]
+
+    def place_of(self, job: int) -> int | None:
+        """The place of ``job`` in the schedule (1: tried first), None when it is not listed (``show``
+        of one job in 100,000)."""
+        for index, listed in enumerate(self.jobs()):
+            if listed == job:
                 return index + 1 if self.places is None else self.places[index]
         return None
 

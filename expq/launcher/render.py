@@ -6,17 +6,15 @@ import json
 import os
 import shlex
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from expq.launcher.report import Snapshot, Waiting
-    from expq.queue.store import JobQueue
 
 __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
-            "progress_line", "waiting_text", "watch", "wait_for", "STATES"]
+            "progress_line", "waiting_text", "watch", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen
@@ -242,31 +240,3 @@ def waiting_text(waiting: Waiting) -> str:
         parts.append(f"{len(waiting.gone):,} no longer in the queue ({', '.join(map(str, waiting.gone[:5]))}"
                      f"{', ...' if len(waiting.gone) > 5 else ''})")
     return ", ".join(parts)
-
-
-def wait_for(queue: JobQueue, ids: Sequence[int], stream: TextIO = sys.stderr, interval: float = 0.5) -> int:
-    """``submit --wait``: a progress line on ``stream`` until every job in ``ids`` has ended or left
-    the queue; it says how many jobs run and wait, and why the next one waits, so a queue with no
-    worker able to run them does not look like one that is merely slow.
-
-    Returns 0 when all are done, 1 when any failed, was cancelled or was removed.
-    """
-    from expq.launcher.report import waiting
-
-    tty = stream.isatty()
-    total = len(set(ids))
-    last = ""
-    while True:
-        now = waiting(queue, ids)
-        states = [s.value for s in now.ended.values()]
-        line = progress_line(states.count("done"), states.count("failed"), states.count("cancelled"), total,
-                             waiting=waiting_text(now))
-        if line != last:
-            stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")  # \x1b[K: erase what a longer line left
-            stream.flush()
-            last = line
-        if len(now.ended) + len(now.gone) >= total:
-            if tty:
-                stream.write("\n")
-            return 0 if not now.gone and all(s == "done" for s in states) else 1
-        time.sleep(interval)

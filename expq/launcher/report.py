@@ -658,24 +658,28 @@ class Waiting:
 
 
 def waiting(queue: JobQueue, ids: Iterable[int], now: float | None = None) -> Waiting:
-    """Where ``ids`` stand, with the reason ``status`` gives for the next one to run: five listings
-    and one spec read, cheap enough to poll.
+    """Where ``ids`` stand, with the reason ``status`` gives for the next one to run: the listing of
+    ``status`` (ids in arrays, no names made) and one spec read, cheap enough to poll.
 
     The states are listed in the order jobs move through them (pending, running, finished), so a job
     that moves meanwhile is seen at least once; one seen nowhere is looked up again before it is
     called gone.
     """
     wanted = set(ids)
-    pending = [(job, n) for n in queue.list_names(State.PENDING) if (job := listed_id(n)) in wanted]
-    running = {job for job in map(listed_id, queue.list_names(State.RUNNING)) if job in wanted}
-    ended = finished_ids(queue, wanted)
+    listing = Listing.listed(queue)
+    pending = [job for job in listing.pending.jobs() if job in wanted]
+    running = {job for job, _ in listing.names[State.RUNNING].by_id() if job in wanted}
+    ended = {job: state for state in FINISHED for job, _ in listing.names[state].by_id() if job in wanted}
     running -= ended.keys()
-    pending = [(job, n) for job, n in pending if job not in running and job not in ended]
-    seen = {job for job, _ in pending} | running | ended.keys()
+    pending = [job for job in pending if job not in running and job not in ended]
+    seen = {*pending, *running, *ended}
     gone = tuple(sorted(job for job in wanted - seen if queue.state_of(job) is None))
     reason = ""
     if pending:
-        found = _read_spec(queue, State.PENDING, pending[0][1])
-        if found is not None and found[0] is State.PENDING:
-            reason = _pending_reason(queue, found[1], Workers(queue, time.time() if now is None else now))
+        try:
+            state, spec = queue.get(pending[0])
+        except NotFound:  # gone meanwhile, or its file is not a valid spec
+            state = None
+        if state is State.PENDING:
+            reason = _pending_reason(queue, spec, Workers(queue, time.time() if now is None else now))
     return Waiting(running=len(running), pending=len(pending), reason=reason, ended=ended, gone=gone)

@@ -392,11 +392,11 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not args.wait:
         return 0
-    from expq.launcher.render import wait_for
+    from expq.launcher.wait_command import wait_jobs
     from expq.queue.store import JobQueue
 
     try:
-        return wait_for(JobQueue(args.root), ids, sys.stderr)
+        return wait_jobs(JobQueue(args.root), ids, None, sys.stderr)
     except KeyboardInterrupt:  # stop watching; the jobs are queued and stay so
         sys.stderr.write("\nexpq: stopped waiting; the jobs stay queued (see expq status)\n")
         return 130
