@@ -15,24 +15,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from expq.queue.paths import job_id_of
+from expq.queue.paths import listed_id
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue
 
 if TYPE_CHECKING:
     from _typeshed import SupportsRichComparisonT as _T
 
-__all__ = ["Listing", "Names", "Schedule", "listed_id"]
+__all__ = ["Listing", "Names", "Schedule"]
 
 _COMPACT = 100_000_000  # ids below this have file names of 8 digits, which sort as the numbers do
-
-
-def listed_id(name: str) -> int:
-    """The id in a listed name; -1 for a stray file (``notes.json``), which matches no job."""
-    try:
-        return job_id_of(name)
-    except ValueError:
-        return -1
 
 
 _COMPACT_NAME = re.compile(r"[0-9]{8}\.json")  # ASCII digits only: int() would take others too

@@ -34,7 +34,7 @@ from typing import Any
 
 from expq.errors import InputError, NotFound
 from expq.fan_out import helpers_for_this_machine, ordered_blocks
-from expq.launcher.listing import Listing, Names, Schedule, listed_id
+from expq.launcher.listing import Listing, Names, Schedule
 from expq.launcher.run_files import (
     may_have_attempts,
     read_gpu_reasons,
@@ -47,7 +47,7 @@ from expq.launcher.run_files import (
 from expq.launcher.status_json import LineTemplate, encode_number, encode_record, encode_string, job_lines, slot
 from expq.queue.claim import dependency_block
 from expq.queue.labels import read_labels, tagged_run_dirs
-from expq.queue.paths import QueuePaths, RunPaths, pending_bucket
+from expq.queue.paths import QueuePaths, RunPaths, listed_id, pending_bucket
 from expq.queue.result import gpu_shape_key
 from expq.queue.spec import JobSpec, check_spec
 from expq.queue.states import FINISHED, State

@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_rm(args: argparse.Namespace) -> int:
     from expq.errors import InputError
+    from expq.fan_out import helpers_for_this_machine
     from expq.queue.removal import remove, select
     from expq.queue.states import State
     from expq.queue.store import JobQueue
@@ -63,7 +64,8 @@ def run_rm(args: argparse.Namespace) -> int:
     if not ids and not filters:
         raise InputError("expq rm: nothing to remove: give job ids or filters (--state, --experiment, --older-than)")
     queue = JobQueue(args.root).require()
-    victims = select(queue, ids, [State(s) for s in args.state], args.experiment, args.older_than)
+    victims = select(queue, ids, [State(s) for s in args.state], args.experiment, args.older_than,
+                     helpers=helpers_for_this_machine())
     if args.dry_run:
         for victim in victims:
             files = "" if args.keep_files else f" {queue.paths.run(victim.spec.run_dir).dir}"

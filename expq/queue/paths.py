@@ -21,7 +21,7 @@ from expq.contract import (
 from expq.queue.spec import MAX_PRIORITY, JobSpec
 from expq.queue.states import State
 
-__all__ = ["QueuePaths", "RunPaths", "resolve_root", "job_id_of", "claim_of", "pending_bucket", "bucket_gpus",
+__all__ = ["QueuePaths", "RunPaths", "resolve_root", "job_id_of", "listed_id", "claim_of", "pending_bucket", "bucket_gpus",
            "AFTER", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 2  # 1: pending/<prio>-<id>.json; 2: pending/<bucket>/<prio>/<id>.json, dependents/, changed
@@ -42,6 +42,14 @@ def job_id_of(file_name: str) -> int:
     if not dash:
         return _digits(first)
     return _digits(second) if len(first) == _PRIORITY_WIDTH else _digits(first)
+
+
+def listed_id(name: str) -> int:
+    """The id in a listed name; -1 for a stray file (``notes.json``), which matches no job."""
+    try:
+        return job_id_of(name)
+    except ValueError:
+        return -1
 
 
 def claim_of(file_name: str) -> str:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from expq._fs import ensure_dir
 from expq.errors import InputError, NotFound
-from expq.queue.paths import job_id_of
+from expq.queue.paths import job_id_of, listed_id
+from expq.queue.selection import jobs_of_experiment
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue, read_spec
@@ -50,8 +51,10 @@ def trash_dir(queue: JobQueue) -> Path:
 
 
 def select(queue: JobQueue, ids: Sequence[int] = (), states: Sequence[State] = (), experiment: str | None = None,
-           older_than: float | None = None, now: float | None = None) -> list[Victim]:
+           older_than: float | None = None, now: float | None = None, helpers: int = 0) -> list[Victim]:
     """The jobs to remove: the ``ids`` given, or every job matching the filters (default: finished).
+    With ``experiment``, its jobs are picked first (``jobs_of_experiment``, with ``helpers`` forked
+    processes) and only their specs are read whole.
 
     Raises:
         NotFound: an unknown id. InputError: a running job, or one a pending job waits on.
@@ -68,9 +71,12 @@ def select(queue: JobQueue, ids: Sequence[int] = (), states: Sequence[State] = (
         wanted = list(states) or sorted(FINISHED, key=list(State).index)
         if State.RUNNING in wanted:
             raise InputError("cannot remove running jobs: cancel them first (expq cancel)")
+        mine = None if experiment is None else jobs_of_experiment(queue, experiment, wanted, helpers)
         chosen = []
         for state in wanted:
             for name in queue.list_names(state):
+                if mine is not None and listed_id(name) not in mine:
+                    continue
                 victim = _victim(queue, state, queue.paths.state_dir(state) / name)
                 if victim is None or (experiment is not None and victim.spec.experiment != experiment):
                     continue

@@ -15,10 +15,11 @@ import pytest
 
 from expq.launcher import report
 from expq.launcher.cli import main
-from expq.launcher.listing import Listing, listed_id
+from expq.launcher.listing import Listing
 from expq.launcher.status_json import LineTemplate, encode_record, slot
 from expq.queue.attempts import Outcome, finish_attempt
 from expq.queue.labels import update_labels
+from expq.queue.paths import listed_id
 from expq.queue.spec import JobSpec, expected_run_dir
 from expq.queue.states import State
 from expq.queue.store import JobQueue

@@ -60,3 +60,21 @@ def test_a_job_that_moved_after_the_listing_is_read_where_it_is(queue: JobQueue)
     gone = os.fspath(queue.paths.pending_file(other))
     os.unlink(gone)  # removed meanwhile: not picked
     assert selection._mark(queue, State.PENDING, gone, "mine") == 0
+
+
+def test_rm_reads_whole_only_the_specs_of_its_experiment(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rm --experiment`` picks the experiment's jobs first (with helpers), then reads those specs whole:
+    the same victims, in the same order (states as asked, then names), and a malformed spec is left."""
+    from expq.queue.removal import select
+
+    monkeypatch.setattr(selection, "_BLOCK", 2)
+    mine = add(queue, 6, "mine", priority=3) + add(queue, 2, "mine")
+    theirs = add(queue, 5, "theirs")
+    for spec in (mine[0], theirs[1]):
+        assert queue.move(spec, State.PENDING, State.CANCELLED)
+    path = queue.paths.pending_file(mine[2])
+    path.write_text(path.read_text().replace('"retries":0', '"retries":-1'))  # of the experiment, not valid
+    expected = [(State.PENDING, spec.id) for spec in mine[1:] if spec is not mine[2]] + [(State.CANCELLED, mine[0].id)]
+    for helpers in (0, 1, 2):
+        victims = select(queue, states=[State.PENDING, State.CANCELLED], experiment="mine", helpers=helpers)
+        assert [(victim.state, victim.spec.id) for victim in victims] == expected
