@@ -11,7 +11,9 @@ as they may become its).
 On the largest GPU backlog: the CPU time (utime + stime from /proc) of one idle worker and of 16
 (no ``--drain``) over 10 s, measured once they have settled; ``expq cancel`` of 100 of its pending ids;
 ``expq status --json``, timed, and its peak RSS (``RUSAGE_CHILDREN`` of a small interpreter that
-runs it), both against the smallest backlog. Like ``bench_status``, the timed runs follow one
+runs it), both against the smallest backlog; ``expq status --experiment`` (every spec read for its
+experiment), timed; ``expq wait --experiment`` on the whole backlog: its CPU over 10 s once it has
+picked the jobs and settled. Like ``bench_status``, the timed runs follow one
 untimed run (a user's second call): the first one reads 100,000 spec files that the submit wrote
 minutes before, which this machine's memory reclaim may have evicted meanwhile; its time is printed
 as a note.
@@ -32,6 +34,7 @@ from benchmarks._common import Check, Config, Row, Stat, bench_main, run_cmd
 __all__ = ["run", "Backlog", "cpu_seconds"]
 
 GPU, AFTER = "GPU-blocked", "dependency-blocked"
+EXPERIMENT = "default"  # the backlog's, as submitted without --experiment
 SETTLE_LIMIT = 60.0  # seconds: past this, idle workers are measured as they are, with a note
 
 # Runs a command with stdout to a file and prints its wall seconds and peak RSS (KiB). A child's peak
@@ -92,22 +95,44 @@ class Backlog:
             raise RuntimeError(f"expq status --json listed {listed} of {self.jobs} jobs")
         return float(seconds), int(kib) / 1024.0
 
+    def status_experiment(self) -> float:
+        """Wall seconds of ``expq status --experiment`` of the backlog's experiment (the table)."""
+        start = time.perf_counter()
+        out = run_cmd([self.cfg.expq, "status", "--root", str(self.root), "--experiment", EXPERIMENT], self.cfg,
+                      stdout=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+        if f"({self.jobs:,} matching of" not in out.stdout.decode() and f"(total {self.jobs:,})" not in out.stdout.decode():
+            raise RuntimeError(f"expq status --experiment did not count {self.jobs:,} jobs: {out.stdout[:300]!r}")
+        return seconds
+
     def idle_cpu(self, workers: int, seconds: float) -> float:
         """CPU time of ``workers`` idle workers over ``seconds`` once settled, in % of one core."""
         processes = [_expq.worker(self.cfg, self.root, 1, log_name=f"idle-{n}.log") for n in range(workers)]
-        pids = [p.pid for p in processes]
         try:
-            self._settle(pids)
-            used, start = cpu_seconds(pids), time.perf_counter()
-            time.sleep(seconds)
-            used, wall = cpu_seconds(pids) - used, time.perf_counter() - start
+            return self._cpu_percent([p.pid for p in processes], seconds)
         finally:
             for process in processes:
                 process.terminate()
             codes = [p.wait() for p in processes]
-        if any(codes):
-            raise RuntimeError(f"idle worker exit codes {codes}; see {self.root.parent}/idle-*.log")
-        return used / wall * 100.0
+            if any(codes):
+                raise RuntimeError(f"idle worker exit codes {codes}; see {self.root.parent}/idle-*.log")
+
+    def wait_cpu(self, seconds: float) -> float:
+        """CPU time of ``expq wait --experiment`` on the backlog over ``seconds`` once it has picked the
+        jobs and settled, in % of one core."""
+        process = subprocess.Popen([self.cfg.expq, "wait", "--root", str(self.root), "--experiment", EXPERIMENT],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.cfg.env())
+        try:
+            return self._cpu_percent([process.pid], seconds)
+        finally:
+            process.terminate()
+            process.wait()
+
+    def _cpu_percent(self, pids: Sequence[int], seconds: float) -> float:
+        self._settle(pids)
+        used, start = cpu_seconds(pids), time.perf_counter()
+        time.sleep(seconds)
+        return (cpu_seconds(pids) - used) / (time.perf_counter() - start) * 100.0
 
     def _settle(self, pids: Sequence[int]) -> None:
         """Wait until the workers are past their start-up (imports, the first listing of the queue):
@@ -157,6 +182,8 @@ def run(cfg: Config) -> list[Row]:
     cores = len(os.sched_getaffinity(0))
     together = Stat([big.idle_cpu(many, idle_seconds) / cores for _ in range(cfg.reps)])
     cancelled = Stat([big.cancel_seconds(cancel) for _ in range(cfg.reps)])
+    by_experiment = Stat([big.status_experiment() for _ in range(cfg.reps)])
+    waiting = Stat([big.wait_cpu(idle_seconds) for _ in range(cfg.reps)])
 
     rows = []
     for kind in (GPU, AFTER):
@@ -174,6 +201,10 @@ def run(cfg: Config) -> list[Row]:
             check=Check("< 10% of the machine", expq_max=10.0)),
         Row(f"expq cancel of {cancel} pending ids, {big.size:,} GPU-blocked jobs", "s", cancelled,
             check=Check("< 0.2 s", expq_max=0.2)),
+        Row(f"expq status --experiment, {big.jobs:,} jobs (every spec read)", "s", by_experiment),
+        Row(f"expq wait --experiment, {big.jobs:,} jobs ({big.size - cancel * cfg.reps:,} pending): CPU over "
+            f"{idle_seconds:g} s",
+            "% of a core", waiting, check=Check("< 5% of a core", expq_max=5.0)),
         Row(f"expq status --json, {big.jobs:,} jobs ({big.size:,} pending)", "s",
             Stat([t for t, _ in status[big.size]]), f"{small.jobs:,} jobs", Stat([t for t, _ in status[small.size]]),
             Check("< 2 s", expq_max=2.0)),
