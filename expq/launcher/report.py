@@ -678,7 +678,7 @@ def waiting(queue: JobQueue, ids: Iterable[int], now: float | None = None) -> Wa
     if pending:
         try:
             state, spec = queue.get(pending[0])
-        except NotFound:  # gone meanwhile, or its file is not a valid spec
+        except (NotFound, OSError, RecursionError):  # gone meanwhile, not a valid spec, unreadable
             state = None
         if state is State.PENDING:
             reason = _pending_reason(queue, spec, Workers(queue, time.time() if now is None else now))
