@@ -279,8 +279,10 @@ def submit(root: str | os.PathLike[str] | None, request: SubmitRequest) -> list[
     return submit_all(root, request).ids
 
 
-def submit_all(root: str | os.PathLike[str] | None, request: SubmitRequest) -> Submitted:
+def submit_all(root: str | os.PathLike[str] | None, request: SubmitRequest, helpers: int = 0) -> Submitted:
     """``submit`` that also reports the jobs ``skip_existing`` left out and the ids covering them.
+    ``--after-experiment`` reads every spec, with ``helpers`` forked processes (``fan_out``: only from
+    a process without other threads, as the CLI is).
 
     Under the fingerprint index's lock: look up the earlier jobs, allocate ids, record the new
     fingerprints, write the tags, enqueue. Concurrent submits of one sweep thus queue it once.
@@ -298,7 +300,8 @@ def submit_all(root: str | os.PathLike[str] | None, request: SubmitRequest) -> S
     queue = JobQueue(root)
     options = request.options
     if request.after_experiments:
-        options = replace(options, after=(*options.after, *_experiment_jobs(queue, request.after_experiments)))
+        options = replace(options, after=(*options.after,
+                                          *_experiment_jobs(queue, request.after_experiments, helpers)))
     skipped: list[tuple[Plan, int, State]] = []
     if not plans:
         return Submitted([], skipped)
@@ -314,12 +317,12 @@ def submit_all(root: str | os.PathLike[str] | None, request: SubmitRequest) -> S
         return Submitted(queue.enqueue(specs), skipped)
 
 
-def _experiment_jobs(queue: JobQueue, experiments: Sequence[str]) -> tuple[int, ...]:
+def _experiment_jobs(queue: JobQueue, experiments: Sequence[str], helpers: int) -> tuple[int, ...]:
     from expq.queue.selection import jobs_of_experiment
 
     ids: list[int] = []
     for name in experiments:
-        found = jobs_of_experiment(queue, name) if queue.exists() else {}
+        found = jobs_of_experiment(queue, name, helpers=helpers) if queue.exists() else {}
         if not found:
             raise NotFound("experiment with queued jobs", name)
         ids += found
@@ -382,7 +385,9 @@ def request_from_args(args: argparse.Namespace) -> SubmitRequest:
 
 
 def run(args: argparse.Namespace) -> int:
-    done = submit_all(args.root, request_from_args(args))
+    from expq.fan_out import helpers_for_this_machine
+
+    done = submit_all(args.root, request_from_args(args), helpers=helpers_for_this_machine())
     ids = done.ids
     if done.skipped:
         sys.stderr.write("".join(f"expq: skipped {p.name}: covered by job {job} ({state.value})\n"

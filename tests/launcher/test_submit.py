@@ -149,3 +149,17 @@ def test_a_10000_job_sweep_is_written_in_one_process(root: Path, capsys: pytest.
     queue = JobQueue(root)
     assert len(queue.list_names(State.PENDING)) == 10_000
     assert queue.get(10_000)[1].command == ("echo", "99", "99")
+
+
+def test_after_experiment_read_by_forked_helpers(root: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's ``--after-experiment`` reads specs in blocks (of 2 here) shared with forked helpers (one per
+    further CPU; none on one CPU): every job of the experiment, whatever its state, and no other."""
+    from expq.queue import selection
+
+    monkeypatch.setattr(selection, "_BLOCK", 2)
+    first = submit(capsys, root, "--experiment", "first", "--sweep", "i=range(7)", "--", "true")
+    submit(capsys, root, "--experiment", "other", "--sweep", "i=range(4)", "--", "true")
+    assert JobQueue(root).move(first[2], State.PENDING, State.CANCELLED)
+    (after,) = submit(capsys, root, "--after-experiment", "first", "--", "true")
+    assert sorted(after.after) == [spec.id for spec in first]
