@@ -97,13 +97,15 @@ def _browser_draw(base: str, selected: int) -> dict[str, float] | str:
         options.add_argument(arg)
     driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
     read = "const c = document.getElementById('charts'); return c ? [Number(c.dataset.drawn || 0), " \
-           "Number(c.dataset.plotlyMs), Number(c.dataset.drawMs)] : [0, 0, 0]"
+           "Number(c.dataset.plotlyMs), Number(c.dataset.drawMs), Number(c.dataset.fetchMs)] : [0, 0, 0, 0]"
+    fetched: list[float] = []  # of each draw, the part spent fetching the points
 
     def drawn(at_least: int) -> tuple[float, float]:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            count, plotly, draw = driver.execute_script(read)
+            count, plotly, draw, fetch = driver.execute_script(read)
             if count >= at_least:
+                fetched.append(float(fetch))
                 return float(plotly), float(draw)
             time.sleep(0.05)
         raise RuntimeError("the charts were never drawn")
@@ -123,7 +125,8 @@ def _browser_draw(base: str, selected: int) -> dict[str, float] | str:
         cached_plotly, cached_draw = drawn(1)
         reload_view = (time.perf_counter() - start) * 1000
         return {"plotly": plotly, "draw": draw, "first_view": first_view, "redraw": redraw,
-                "reload_plotly": cached_plotly, "reload_draw": cached_draw, "reload_view": reload_view}
+                "reload_plotly": cached_plotly, "reload_draw": cached_draw, "reload_view": reload_view,
+                "fetch": fetched[0], "refetch": fetched[1]}
     finally:
         driver.quit()
 
@@ -221,6 +224,8 @@ def _experiment_rows(cfg: Config) -> list[Row]:
     if isinstance(drawn, str):
         rows.append(Row("ui: charts of 20 runs drawn in Chromium", "s", None, status=f"skipped: {drawn}"))
     else:
+        cfg.notes.append(f"ui in Chromium: of the charts' first draw ({drawn['draw']:.0f} ms), {drawn['fetch']:.0f} ms "
+                         f"fetching the 60 series; of the redraw ({drawn['redraw']:.0f} ms), {drawn['refetch']:.0f} ms")
         cfg.notes.append(f"ui in Chromium: first view {drawn['first_view']:.0f} ms from navigation to charts drawn, "
                          f"of which {drawn['plotly']:.0f} ms waiting for plotly.js (4.6 MB) after the runs table; "
                          f"after a reload {drawn['reload_view']:.0f} ms ({drawn['reload_plotly']:.0f} ms for plotly.js)")
