@@ -54,7 +54,7 @@ from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue, read_queue_file
 from expq.queue.workers import live_workers
 
-__all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting", "finished_ids",
+__all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting",
            "RECENT_FINISHED", "PENDING_SHOWN"]
 
 RECENT_FINISHED = 10
@@ -632,18 +632,6 @@ def show(queue: JobQueue, job_id: int) -> dict[str, Any]:
 
 
 # -- for submit --wait -------------------------------------------------------------------------------
-
-def finished_ids(queue: JobQueue, ids: Iterable[int]) -> dict[int, State]:
-    """Which of ``ids`` have finished, from three listings (for ``submit --wait``)."""
-    wanted = set(ids)
-    out: dict[int, State] = {}
-    for state in FINISHED:
-        for name in queue.list_names(state):
-            job = listed_id(name)
-            if job in wanted:
-                out[job] = state
-    return out
-
 
 @dataclass(frozen=True)
 class Waiting:

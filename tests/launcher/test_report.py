@@ -221,8 +221,8 @@ def test_show_collects_everything_about_one_job(queue: JobQueue) -> None:
         report.show(queue, 2)
 
 
-def test_finished_ids(queue: JobQueue) -> None:
+def test_waiting_names_the_ended_jobs_and_how(queue: JobQueue) -> None:
     a, b, c = add(queue, 3)
     finish(queue, a, State.DONE, None)
     finish(queue, b, State.FAILED, None)
-    assert report.finished_ids(queue, [1, 2, 3]) == {1: State.DONE, 2: State.FAILED}
+    assert report.waiting(queue, [1, 2, 3]).ended == {1: State.DONE, 2: State.FAILED}

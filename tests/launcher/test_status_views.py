@@ -165,7 +165,7 @@ def test_stray_files_in_state_folders_are_not_jobs(queue: JobQueue, capsys: pyte
     (queue.paths.state_dir(State.PENDING) / "09999-00000009.json").mkdir()
     code, out, err = cli(capsys, queue, "status", "--all")
     assert (code, err) == (0, "") and [line.split()[0] for line in out.splitlines()[3:]] == ["1", "2"]
-    assert report.finished_ids(queue, [1, 2]) == {}
+    assert report.waiting(queue, [1, 2]).ended == {}
 
 
 # -- why submit --wait waits ------------------------------------------------------------------------
