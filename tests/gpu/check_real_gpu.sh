@@ -116,7 +116,10 @@ fi
 
 say "2. two --gpu-mem 2G jobs share GPU $GPU under --jobs-per-gpu 2; a third waits"
 expq submit --experiment share --sweep 'i=range(3)' --gpu-mem 2G -- "$PY" "$WORK/alloc.py" 1.5 "$WORK/release-share"
-expq worker --gpus "$GPU" --jobs-per-gpu 2 --slots 3 ${EXTRA[@]+"${EXTRA[@]}"} >"$WORK/worker.log" 2>&1 &
+# the interpreter itself in the background (not the expq function, whose subshell a kill would leave
+# the worker behind): cleanup's kill then stops the worker
+"$PY" -m expq --root "$ROOT" worker --gpus "$GPU" --jobs-per-gpu 2 --slots 3 ${EXTRA[@]+"${EXTRA[@]}"} \
+    >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
 wait_for 180 "two jobs running" json "sys.exit(sum(j['state'] == 'running' for j in J.values()) != 2)"
 wait_for 60 "the third job's reason" json "sys.exit(not J[3]['reason'])"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psutil
+
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
@@ -32,12 +34,24 @@ def test_the_real_gpu_check_passes_against_the_fake_gpu(box, tmp_path):
     env = {**box.env(), "PYTHONPATH": str(fake_torch), "EXPQ_CHECK_PROBES": "smi smi", "PYTHON": str(
         Path(__import__("sys").executable))}
     env.pop("EXPQ_GPU_LOCK_DIR")
+    before = _workers_of_the_script()
     done = subprocess.run(["bash", str(HERE / "check_real_gpu.sh")], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert _workers_of_the_script() - before == set()  # its worker ended with it (it was left running once)
     out = done.stdout
     assert "probes agree (pids visible)" in out
     assert "third job waits: GPU 0 runs 2 jobs (--jobs-per-gpu 2)" in out
     assert "peak GPU memory of job 1 (result.json): 1536 MiB" in out
     assert "waits: GPU 0 in use by another process (pid " in out
     assert out.rstrip().endswith("== every check held")
+
+
+def _workers_of_the_script() -> set[int]:
+    """Live processes running the script's worker command line (``worker --gpus 0 --jobs-per-gpu 2``)."""
+    found = set()
+    for process in psutil.process_iter(["cmdline", "status"]):  # read at once: a process may end meanwhile
+        line = process.info["cmdline"] or []
+        if "worker" in line and "--jobs-per-gpu" in line and "expq" in line and process.info["status"] != "zombie":
+            found.add(process.pid)
+    return found
