@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+import psutil
 import pytest
 
 pytestmark = pytest.mark.slurm
@@ -22,8 +23,9 @@ pytestmark = pytest.mark.slurm
 # (a trap does not run while bash waits for a foreground child).
 TRAP_SCRIPT = """\
 echo "start $(date +%s.%N)" >> {marker}
-trap 'echo "{signal} $(date +%s.%N)" >> {marker}; exit 0' {signal}
+trap 'echo "{signal} $(date +%s.%N)" >> {marker}; kill $! 2>/dev/null; exit 0' {signal}
 sleep 300 &
+echo "child $!" >> {marker}
 wait $!
 echo "slept to the end" >> {marker}
 """
@@ -31,6 +33,13 @@ echo "slept to the end" >> {marker}
 
 def _started(marker) -> bool:
     return marker.exists() and "start" in marker.read_text()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def test_sbatch_wrap_runs_and_is_reported_completed(slurm, tmp_path):
@@ -111,6 +120,8 @@ def test_signal_before_time_limit_reaches_batch_script(slurm, tmp_path):
     assert delay < 45, f"USR1 came {delay:.1f} s after the start"
     print(f"--signal=B:USR1@50 with --time=1 arrived {delay:.1f} s after the start")
     assert slurm.state(job) == "COMPLETED"  # the trap exited 0 before the time limit
+    child = int(lines["child"])  # the trap ends the script's sleep too: nothing outlives the job
+    slurm.wait_until(lambda: _gone(child), timeout=10, message=f"the job's sleep {child} outlived it")
 
 
 @pytest.mark.skipif(not os.environ.get("EXPQ_SLURM_SLOW"),
