@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 
-def _modules_after(code: str) -> set[str]:
+def _modules_after(code: str, root: Path | None = None) -> set[str]:
+    """The modules loaded after ``code`` runs in a fresh interpreter; ``ROOT`` in it names ``root``."""
+    code = code.replace("ROOT", repr(str(root)))
     done = subprocess.run([sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
                           capture_output=True, text=True, check=True, timeout=60)
     return set(done.stdout.split())
@@ -17,12 +20,12 @@ def _modules_after(code: str) -> set[str]:
     "import expq",
     "import expq; expq.Experiment; expq.get_experiment; expq.open",
     "import expq.experiment",
-    "import expq, tempfile\n"
-    "e = expq.Experiment('x', root=tempfile.mkdtemp(), sources=False, capture_output=False)\n"
+    "import expq\n"
+    "e = expq.Experiment('x', root=ROOT, sources=False, capture_output=False)\n"
     "e.log_scalar('a', 1.0); e.save({'a': 1}, 'd'); e.save('t', 't'); e.flush(); e.close()",
 ])
-def test_no_numpy_or_matplotlib(code: str) -> None:
-    loaded = _modules_after(code)
+def test_no_numpy_or_matplotlib(code: str, tmp_path: Path) -> None:
+    loaded = _modules_after(code, tmp_path)
     assert not {m for m in loaded if m.split(".")[0] in ("numpy", "matplotlib")}
 
 
@@ -31,12 +34,13 @@ def test_experiment_imports_no_queue_worker_or_launcher() -> None:
     assert not {m for m in loaded if m.startswith(("expq.queue", "expq.worker", "expq.launcher"))}
 
 
-def test_numpy_is_imported_when_an_array_is_saved() -> None:
+def test_numpy_is_imported_when_an_array_is_saved(tmp_path: Path) -> None:
     loaded = _modules_after(
-        "import expq, tempfile, numpy\n"
-        "e = expq.Experiment('x', root=tempfile.mkdtemp(), sources=False, capture_output=False)\n"
-        "e.save(numpy.zeros(2), 'z'); e.close()"
+        "import expq, numpy\n"
+        "e = expq.Experiment('x', root=ROOT, sources=False, capture_output=False)\n"
+        "e.save(numpy.zeros(2), 'z'); e.close()", tmp_path
     )
+    assert list((tmp_path / "experiments" / "x").iterdir())  # the run went where the test keeps it
     assert "numpy" in loaded and "matplotlib" not in loaded
 
 
