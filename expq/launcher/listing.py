@@ -30,11 +30,6 @@ _COMPACT = 100_000_000  # ids below this have file names of 8 digits, which sort
 _COMPACT_NAME = re.compile(r"[0-9]{8}\.json")  # ASCII digits only: int() would take others too
 
 
-def _compact_id(base: str) -> int:
-    """The id of an ``<8 digits>.json`` file name, which ``_compact_name`` gives back; -1 for any other name."""
-    return int(base[:8]) if _COMPACT_NAME.fullmatch(base) else -1
-
-
 def _compact_name(job: int) -> str:
     return f"{job:08d}.json"
 
@@ -49,21 +44,27 @@ _DIGITS = operator.itemgetter(slice(0, 8))
 
 
 def _listed(folder: str) -> tuple[array[int], list[str]]:
-    """The ids of a folder's compact names and its other ``*.json`` names. Listed a batch at a time
-    and sorted out by C loops (``filter``, ``map``), not a Python call per name: this listing of
-    100,000 pending jobs is what ``status --json`` does before its helpers can start.
+    """The ids of a folder's compact names and its other ``*.json`` names (``_sorted_out``).
 
     Raises:
         OSError: the folder cannot be listed.
     """
+    with os.scandir(folder) as entries:
+        return _sorted_out(entry.name for entry in entries)
+
+
+def _sorted_out(names: Iterable[str]) -> tuple[array[int], list[str]]:
+    """The ids of the compact ``<8 digits>.json`` names and the other ``*.json`` names, a batch at a
+    time by C loops (``filter``, ``map``), not a Python call per name: the listing of 100,000 pending
+    jobs is what ``status --json`` does before its helpers can start."""
     ids: array[int] = array("q")
     odd: list[str] = []
-    with os.scandir(folder) as entries:
-        while batch := [entry.name for entry in itertools.islice(entries, _BATCH)]:
-            compact = list(filter(_COMPACT_NAME.fullmatch, batch))
-            ids.extend(map(int, map(_DIGITS, compact)))
-            if len(compact) < len(batch):  # stray names (claim tokens, other files): rare
-                odd.extend(name for name in batch if name.endswith(".json") and not _COMPACT_NAME.fullmatch(name))
+    names = iter(names)
+    while batch := list(itertools.islice(names, _BATCH)):
+        compact = list(filter(_COMPACT_NAME.fullmatch, batch))
+        ids.extend(map(int, map(_DIGITS, compact)))
+        if len(compact) < len(batch):  # stray names (claim tokens, other files): rare
+            odd.extend(name for name in batch if name.endswith(".json") and not _COMPACT_NAME.fullmatch(name))
     return ids, odd
 
 
@@ -78,16 +79,8 @@ class Names:
 
     @classmethod
     def of(cls, names: Iterable[str]) -> Names:
-        """Some names, sorted out as a listing is."""
-        ids: array[int] = array("q")
-        odd: list[str] = []
-        for name in names:
-            job = _compact_id(name)
-            if job < 0:
-                odd.append(name)
-            else:
-                ids.append(job)
-        return cls(ids, odd)
+        """Some ``*.json`` names, sorted out as a listing is."""
+        return cls(*_sorted_out(names))
 
     @classmethod
     def of_folder(cls, folder: str) -> Names:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from expq.launcher.report import Snapshot, Waiting
 
 __all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
-            "progress_line", "waiting_text", "watch", "STATES"]
+           "progress_line", "waiting_text", "watch", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen

@@ -19,7 +19,7 @@ from expq.queue.paths import job_id_of
 from expq.queue.states import State
 from expq.queue.store import JobQueue, read_queue_file
 
-__all__ = ["jobs_of_experiment"]
+__all__ = ["jobs_of_experiment", "state_in"]
 
 _BLOCK = 1000  # specs read per block
 
@@ -30,8 +30,9 @@ def jobs_of_experiment(queue: JobQueue, experiment: str, states: Iterable[State]
     share the reading (``fan_out``: only from a process without other threads)."""
     files = [(state, path) for state in states for path in _spec_files(queue, state)]
 
-    def marks(block: list[tuple[State, str]]) -> bytes:
-        return bytes(_mark(queue, state, path, experiment) for state, path in block)
+    def marks(block: list[tuple[State, str]]) -> bytes:  # 1 + the index of the state it is in now, or 0
+        return bytes(0 if (now := state_in(queue, experiment, state, path)) is None else 1 + _STATES.index(now)
+                     for state, path in block)
 
     found = b"".join(ordered_blocks(files, marks, _BLOCK, helpers))
     return dict(sorted((job_id_of(os.path.basename(path)), _STATES[mark - 1])
@@ -57,22 +58,22 @@ def _spec_files(queue: JobQueue, state: State) -> list[str]:
     return paths
 
 
-def _mark(queue: JobQueue, state: State, path: str, experiment: str) -> int:
-    """1 + the index of the state a listed job is in now when it is of ``experiment``, else 0. Every
-    file is listed before any is read, so a job that moved on since is read where it is now."""
+def state_in(queue: JobQueue, experiment: str, state: State, path: str) -> State | None:
+    """The state a listed job (its spec file at ``path`` in ``state``) is in now when the spec names
+    ``experiment``, else None. A job that moved on since the listing is read where it is now."""
     try:
         job = job_id_of(os.path.basename(path))
     except ValueError:  # not a job's file
-        return 0
+        return None
     for _ in range(_MOVES):
         try:
-            return 1 + _STATES.index(state) if _experiment_of(path) == experiment else 0
+            return state if _experiment_of(path) == experiment else None
         except FileNotFoundError:
             found = queue.locate(job)
             if found is None:  # removed meanwhile
-                return 0
+                return None
             state, path = found[0], os.fspath(found[1])
-    return 0
+    return None
 
 
 def _experiment_of(path: str) -> str | None:

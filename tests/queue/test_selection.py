@@ -10,7 +10,7 @@ import pytest
 
 from expq.queue import selection
 from expq.queue.ids import allocate_ids
-from expq.queue.selection import jobs_of_experiment
+from expq.queue.selection import jobs_of_experiment, state_in
 from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue
@@ -55,11 +55,11 @@ def test_a_job_that_moved_after_the_listing_is_read_where_it_is(queue: JobQueue)
     spec, other = add(queue, 2, "mine")
     listed = os.fspath(queue.paths.pending_file(spec))
     assert queue.move(spec, State.PENDING, State.CANCELLED)
-    assert selection._mark(queue, State.PENDING, listed, "mine") == 1 + list(State).index(State.CANCELLED)
-    assert selection._mark(queue, State.PENDING, listed, "theirs") == 0
+    assert state_in(queue, "mine", State.PENDING, listed) is State.CANCELLED
+    assert state_in(queue, "theirs", State.PENDING, listed) is None
     gone = os.fspath(queue.paths.pending_file(other))
     os.unlink(gone)  # removed meanwhile: not picked
-    assert selection._mark(queue, State.PENDING, gone, "mine") == 0
+    assert state_in(queue, "mine", State.PENDING, gone) is None
 
 
 def test_rm_reads_whole_only_the_specs_of_its_experiment(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
