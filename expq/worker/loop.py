@@ -24,7 +24,7 @@ from expq.errors import InsecureQueue
 from expq.queue.attempts import Outcome
 from expq.queue.claim import Claim, Claimer
 from expq.queue.lease import HeartbeatWatch, Lease, read_lease
-from expq.queue.paths import AFTER, bucket_gpus, job_id_of
+from expq.queue.paths import AFTER, bucket_gpus, claim_of, job_id_of
 from expq.queue.reaper import judge, recover, running_jobs
 from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
@@ -126,6 +126,7 @@ class Worker:
         self._unleased_since: dict[str, float] = {}  # running claims seen without a lease, by local clock
         self._leases: dict[tuple[int, str], Lease] = {}  # leases read by earlier scans, by (job, claim)
         self._awaiting_recovery = False  # a claim without a lease that the reaper will requeue
+        self._said_waiting = False  # the log says why this draining worker has not exited yet
         self.paused: str | None = None  # why claiming stopped (a full disk, a broken queue folder)
         self._paused_by_disk = False
         self._next_probe = 0.0
@@ -222,6 +223,8 @@ class Worker:
             self._retry_unrecorded(now)
         if self.paused is not None and self._paused_by_disk and now >= self._next_probe:
             self._probe_disk(now)
+        if self._awaiting_recovery and self.options.drain:
+            self._recheck_unleased()  # before claiming: a claim requeued meanwhile is claimed below
         if not self.stopping:
             self._fill_slots(now)
         if self.jobs and self.options.gpus:
@@ -242,6 +245,25 @@ class Worker:
             return True
         # A draining worker also waits for claims that died before their lease: they come back.
         return self.options.drain and self._idle and not self._awaiting_recovery and self.paused is None
+
+    def _recheck_unleased(self) -> None:
+        """Look again at just the claims the last scan saw without a lease. Almost always that was
+        another worker between its claim and its lease (a few milliseconds), and a draining worker
+        must not stay a whole heartbeat for it: 32 drain workers ending a sweep each lingered up to
+        ``--heartbeat`` seconds after the last job. One that keeps lacking its lease died while
+        starting the job; the reaper requeues it after ``--lease-timeout``, and this worker runs it."""
+        paths = self.queue.paths
+        still = {name: since for name, since in self._unleased_since.items()
+                 if paths.job_file(State.RUNNING, job_id_of(name), claim=claim_of(name)).exists()
+                 and not paths.lease_file(job_id_of(name), claim_of(name)).exists()}
+        if not still:
+            self._said_waiting = False
+        elif self._idle and not self.jobs and not self._said_waiting:
+            log.info("waiting for %d claimed job(s) without a lease before exiting (a worker starting them, "
+                     "or one that died doing so: recovered after --lease-timeout)", len(still))
+            self._said_waiting = True
+        self._unleased_since = still
+        self._awaiting_recovery = bool(still)
 
     def _sleep_time(self, now: float) -> float:
         """Until the next poll, heartbeat, deadline or kill; an idle worker with nothing running

@@ -33,6 +33,21 @@ def test_a_drain_worker_waits_for_a_claim_that_died_before_its_lease(cluster):
     assert "died while starting it" in cluster.worker_log(0)
 
 
+def test_a_drain_worker_leaves_once_a_claim_it_saw_without_a_lease_is_taken_care_of(cluster, wait_until):
+    # Seen at scale: a drain worker that glimpsed another worker between its claim and its lease stayed
+    # a whole heartbeat after the last job. With an hour-long heartbeat it must still leave at once.
+    job_id = cluster.submit("--", "true")[0]
+    queue = cluster.queue
+    spec = queue.get(job_id)[1]
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="5107c1a1")  # another worker is starting it
+    worker = cluster.worker("--gpus", "none", "--drain", "--heartbeat", "3600", "--lease-timeout", "7200")
+    wait_until(lambda: "waiting for 1 claimed job(s) without a lease" in cluster.worker_log(0), timeout=20,
+               message=lambda: cluster.worker_log(0))
+    assert worker.poll() is None  # it does wait while the claim has no lease...
+    assert queue.move(spec, State.RUNNING, State.DONE, claim="5107c1a1")  # ...and that worker ran the job
+    assert worker.wait(30) == 0, cluster.worker_log(0)
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
