@@ -1,6 +1,8 @@
 """Filesystem primitives every part shares: atomic writes, durability, safe names."""
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import re
@@ -13,7 +15,7 @@ from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
-           "foreign_writer", "read_at_most", "pid_exists"]
+           "foreign_writer", "read_at_most", "pid_exists", "which"]
 
 MAX_NAME = 128
 SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
@@ -308,3 +310,23 @@ def ensure_dir(path: Path) -> Path:
             if not folder.is_dir():
                 raise
     return path
+
+
+@functools.lru_cache(maxsize=256)
+def which(name: str, path: str, cwd: str) -> str:
+    """The executable ``exec*p`` would run for ``name``, searched in ``path`` (a PATH value) with
+    relative entries taken from ``cwd``; what ``shutil.which`` answers, without importing shutil.
+
+    Cached: most jobs of a worker run the same program with the same PATH, and the search costs a
+    stat per PATH entry. A cached program deleted since fails at spawn as "not found" all the same.
+
+    Raises:
+        FileNotFoundError: no such executable on the path.
+    """
+    if "/" in name:
+        return os.path.join(cwd, name)
+    for directory in path.split(os.pathsep):
+        candidate = os.path.join(cwd, directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(errno.ENOENT, "command not found", name)

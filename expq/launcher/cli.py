@@ -16,11 +16,12 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from expq.errors import ExpqError, InputError
 from expq.launcher.argtypes import job_id, positive_seconds, state_name, whole_number
 from expq.launcher.selectors import tag
+from expq.launcher.terminal import terminal_width
 
 if TYPE_CHECKING:
     from expq.queue.store import JobQueue
@@ -67,8 +68,22 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 ROOT_HELP = "the expq root holding queue/ and experiments/ (default: $EXPQ_ROOT, else ./expq-root)"
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own layout; the width found without shutil (see ``terminal``), 80 columns when
+    stdout is no terminal, as argparse does."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         terminal_width(80) - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr and exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"expq: error: {message} (see '{self.prog} --help')\n")
@@ -166,10 +181,10 @@ def _run_status(args: argparse.Namespace) -> int:
         return 0
     helpers = helpers_for_this_machine()  # for --experiment, which reads every spec
     if args.watch is None:
-        _write(render.status_text(report.collect(queue, query, helpers=helpers), render.terminal_width()))
+        _write(render.status_text(report.collect(queue, query, helpers=helpers), terminal_width()))
         return 0
     return render.watch(lambda: render.status_text(report.collect(queue, query, helpers=helpers),
-                                                   render.terminal_width()), args.watch, sys.stdout)
+                                                   terminal_width()), args.watch, sys.stdout)
 
 
 def _run_show(args: argparse.Namespace) -> int:

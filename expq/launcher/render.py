@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from expq.launcher.report import Snapshot, Waiting
 
-__all__ = ["terminal_width", "duration", "counts_line", "table", "status_text", "show_text", "to_json",
+__all__ = ["duration", "counts_line", "table", "status_text", "show_text", "to_json",
            "progress_line", "waiting_text", "watch", "STATES"]
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
@@ -39,10 +38,6 @@ def _command_cell(command: list[str]) -> str:
     mod.fn`` shows as ``python -m expq.executor mod.fn``): the table is narrow, ``show`` has it all."""
     words = [os.path.basename(command[0]) or command[0], *command[1:]] if command else []
     return " ".join(shlex.join(words).split())
-
-
-def terminal_width() -> int:
-    return shutil.get_terminal_size((120, 24)).columns
 
 
 def duration(seconds: float | None) -> str:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         InputError: a bad filter, sort column or group key, or a path that is no experiment.
     """
     from expq.experiment.table import group_rows, parse_filter, runs_table
-    from expq.launcher.render import terminal_width
+    from expq.launcher.terminal import terminal_width
 
     filters = dict(parse_filter(text) for text in args.filters)  # bad input fails before any reading
     table = runs_table(_runs_of(args), args.maximize)

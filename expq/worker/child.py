@@ -3,7 +3,6 @@ reaped with ``wait4`` for its rusage, and killed together with every process it 
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import signal
 import stat
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from expq._fs import which
 from expq.contract import ATTEMPT_VAR, RUN_DIR_VAR
 from expq.worker import cgroup
 
@@ -40,7 +40,7 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
     where = os.stat(cwd)
     if not stat.S_ISDIR(where.st_mode):
         raise NotADirectoryError(errno.ENOTDIR, "not a directory", cwd)
-    executable = _which(command[0], env.get("PATH", os.defpath), cwd)
+    executable = which(command[0], env.get("PATH", os.defpath), cwd)
     actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                (os.POSIX_SPAWN_DUP2, stdout_fd, 1), (os.POSIX_SPAWN_DUP2, stderr_fd, 2)]
     home = None if os.path.samestat(where, os.stat(".")) else os.open(".", os.O_RDONLY | os.O_DIRECTORY)
@@ -57,22 +57,6 @@ def spawn(command: Sequence[str], cwd: str, env: Mapping[str, str], stdout_fd: i
             os.close(home)
         for fd in pass_fds:
             os.set_inheritable(fd, False)  # ...and no later job's child inherits them
-
-
-@functools.lru_cache(maxsize=256)
-def _which(name: str, path: str, cwd: str) -> str:
-    """The executable ``exec*p`` would run for ``name``, searched in the job's own PATH.
-
-    Cached: most jobs of a worker run the same program with the same PATH, and the search costs a
-    stat per PATH entry. A cached program deleted since fails at spawn as "not found" all the same.
-    """
-    if "/" in name:
-        return os.path.join(cwd, name)
-    for directory in path.split(os.pathsep):
-        candidate = os.path.join(cwd, directory or ".", name)
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    raise FileNotFoundError(errno.ENOENT, "command not found", name)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ fake ``nvidia-smi`` they put on PATH; ``expq gpus --probe`` compares both on a r
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from expq._fs import which
 
 __all__ = ["GpuProcess", "GpuInfo", "ProbeError", "Prober", "parse_smi_gpus", "parse_smi_apps", "gpu_from_nvml",
            "normalize_bus_id", "PROBE_TIMEOUT", "METHOD_VAR"]
@@ -118,7 +118,10 @@ def parse_smi_apps(text: str) -> dict[str, list[GpuProcess]]:
 
 def _run_smi(smi: str, query: str, timeout: float) -> str:
     """One ``nvidia-smi`` call in its own session, killed as a group on timeout (a hung driver call
-    may leave helpers behind that would hold the pipe open forever)."""
+    may leave helpers behind that would hold the pipe open forever). subprocess is imported here:
+    a worker without GPUs never probes, and every worker starts 2 ms sooner."""
+    import subprocess
+
     proc = subprocess.Popen([smi, query, "--format=csv,noheader,nounits"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
@@ -271,8 +274,10 @@ class Prober:
         raise ProbeError("; ".join(problems))
 
     def _find_smi(self) -> str | None:
-        found = shutil.which("nvidia-smi", path=self.path)
-        return os.path.abspath(found) if found else None
+        try:
+            return os.path.abspath(which("nvidia-smi", self.path, os.getcwd()))
+        except FileNotFoundError:
+            return None
 
     def _load_nvml(self) -> Any:
         if self._nvml is not None or self._nvml_problem:

@@ -26,6 +26,6 @@ def raises_input() -> Callable[[str], ContextManager[None]]:
 
 @pytest.fixture(autouse=True)
 def _table_width(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The width a table gets when stdout is no terminal (``render.terminal_width``), whoever runs the
+    """The width a table gets when stdout is no terminal (``terminal.terminal_width``), whoever runs the
     tests: pytest-xdist's workers have COLUMNS=80, a terminal has its own. A test may set another."""
     monkeypatch.setenv("COLUMNS", "120")

@@ -206,3 +206,21 @@ def test_a_command_line_parses_the_same_with_only_its_commands_built(argv: list[
 @pytest.mark.parametrize("argv", [["--help"], ["-h", "worker"], ["--root", "status"], ["bogus"], []])
 def test_help_a_missing_or_unknown_command_needs_every_command(argv: list[str]) -> None:
     assert named_command(argv) is None
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["status", "--help"], ["worker", "--gpus", "none", "--drain"]])
+def test_start_up_leaves_out_shutil_and_subprocess(argv: list[str], tmp_path: Path) -> None:
+    # shutil brings zlib, bz2 and lzma (4 ms of every start-up); subprocess is for GPU probes only
+    code = ("import contextlib, io, sys\nfrom expq.launcher.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()): main({['--root', str(tmp_path / 'root'), *argv]!r})\n"
+            "print(sorted(m for m in ('shutil', 'subprocess') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_is_as_wide_as_columns_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = expq("worker", "--help").stdout
+    monkeypatch.delenv("COLUMNS")  # and stdout is a pipe: argparse's 80 columns
+    wide = expq("worker", "--help").stdout
+    assert max(map(len, narrow.splitlines())) <= 60 < max(map(len, wide.splitlines())) <= 80
