@@ -183,7 +183,8 @@ def _run_status(args: argparse.Namespace) -> int:
     if args.watch is None:
         _write(render.status_text(report.collect(queue, query, helpers=helpers), terminal_width()))
         return 0
-    return render.watch(lambda: render.status_text(report.collect(queue, query, helpers=helpers),
+    members = report.Members(args.experiment) if args.experiment is not None else None  # specs read once
+    return render.watch(lambda: render.status_text(report.collect(queue, query, helpers=helpers, members=members),
                                                    terminal_width()), args.watch, sys.stdout)
 
 

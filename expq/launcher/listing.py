@@ -232,14 +232,6 @@ class Listing:
         return Listing(self.pending.only(partial(keep, State.PENDING)),
                         {state: names.only(partial(keep, state)) for state, names in self.names.items()})
 
-    def only_marked(self, marks: bytes) -> Listing:
-        """The files whose mark is 1, one mark per file in the order of iteration: a filter worked out
-        elsewhere (in helper processes) and handed over in 1 byte a file."""
-        if len(marks) != len(self):
-            raise ValueError(f"{len(marks)} marks for {len(self)} files")
-        mark = iter(marks)
-        return self.only(lambda state, job, name: next(mark) == 1)
-
     def of_states(self, states: Iterable[State]) -> Listing:
         kept = set(states)
         return Listing(self.pending if State.PENDING in kept else self.pending.head(0),

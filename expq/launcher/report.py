@@ -54,7 +54,7 @@ from expq.queue.states import FINISHED, State
 from expq.queue.store import JobQueue, read_queue_file
 from expq.queue.workers import live_workers
 
-__all__ = ["Query", "Snapshot", "Workers", "Waiting", "collect", "record", "show", "waiting",
+__all__ = ["Query", "Snapshot", "Members", "Workers", "Waiting", "collect", "record", "show", "waiting",
            "RECENT_FINISHED", "PENDING_SHOWN"]
 
 RECENT_FINISHED = 10
@@ -258,18 +258,50 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
         return None
 
 
-def _of_experiment(queue: JobQueue, listing: Listing, experiment: str, helpers: int) -> Listing:
-    """The files of ``experiment``'s jobs. File names do not say it, so every spec is read for its
-    experiment field (``selection.state_in``: no full validation; a malformed spec is counted, as in
-    the listings, but not shown); in blocks that forked helpers share (``fan_out``): ``status
-    --experiment`` on 100,000 jobs reads 100,000 files."""
+class Members:
+    """Which jobs belong to one experiment, remembered by id. A spec never changes, so a job read once
+    is never read again: ``status --watch --experiment`` reads every spec at its first frame and, at
+    each later one, only the specs of jobs submitted since (a frame of 100,000 jobs read them all)."""
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self._by_id = bytearray()  # 0: not read yet, 1: not of the experiment, 2: of it
+
+    def select(self, listing: Listing, read: Callable[[Iterator[tuple[State, int, str]]], bytes]) -> Listing:
+        """The files of ``listing`` that are the experiment's; ``read`` gives the marks (1: of it) of
+        the files not read before, one byte each, in the order it is handed them.
+
+        They are handed over lazily: forked helpers walk them too, and a list made before the fork
+        would be copied into each helper page by page (0.1 s for 100,000 jobs)."""
+        known, unread = self._by_id, []
+
+        def walk() -> Iterator[tuple[State, int, str]]:
+            size = len(known)
+            for entry in listing:
+                if entry[1] >= size or not known[entry[1]]:
+                    unread.append(entry[1])
+                    yield entry
+
+        marks = read(walk())
+        if unread:
+            known.extend(bytes(max(unread) + 1 - len(known)))
+        for job, mark in zip(unread, marks):
+            known[job] = 1 + mark
+        return listing.only(lambda state, job, name: known[job] == 2)
+
+
+def _of_experiment(queue: JobQueue, listing: Listing, members: Members, helpers: int) -> Listing:
+    """The files of the experiment's jobs. File names do not say it, so every spec not yet in
+    ``members`` is read for its experiment field (``selection.state_in``: no full validation; a
+    malformed spec is counted, as in the listings, but not shown); in blocks that forked helpers
+    share (``fan_out``): ``status --experiment`` on 100,000 jobs reads 100,000 files."""
     folders = {state: os.fspath(queue.paths.state_dir(state)) for state in State}
 
     def marks(block: list[tuple[State, int, str]]) -> bytes:
-        return bytes(state_in(queue, experiment, state, f"{folders[state]}/{name}") is not None
+        return bytes(state_in(queue, members.experiment, state, f"{folders[state]}/{name}") is not None
                      for state, _, name in block)
 
-    return listing.only_marked(b"".join(ordered_blocks(listing, marks, STREAM_BLOCK, helpers)))
+    return members.select(listing, lambda files: b"".join(ordered_blocks(files, marks, STREAM_BLOCK, helpers)))
 
 
 def _recent(queue: JobQueue, listing: Listing, limit: int) -> dict[State, Names]:
@@ -312,7 +344,8 @@ def _of_ids(listing: Listing, ids: tuple[int, ...], wanted: list[State]) -> List
     return listing.only(lambda state, job, name: (state, name) in picked)
 
 
-def collect(queue: JobQueue, query: Query, now: float | None = None, helpers: int = 0) -> Snapshot:
+def collect(queue: JobQueue, query: Query, now: float | None = None, helpers: int = 0,
+            members: Members | None = None) -> Snapshot:
     """Counts per state of the jobs the query matches, and their records: finished ones by id,
     then running ones by id, then pending ones in schedule order (priority, then id).
 
@@ -320,13 +353,14 @@ def collect(queue: JobQueue, query: Query, now: float | None = None, helpers: in
     ``PENDING_SHOWN`` pending ones in the order they will run, and the ``RECENT_FINISHED`` most
     recently finished; ``Snapshot.hidden`` counts the rest. ``query.experiment`` reads every spec
     of the states asked for (the counts need each job's experiment), with ``helpers`` forked
-    processes (see ``fan_out``: only from a process without other threads; the dashboard's has them).
+    processes (see ``fan_out``: only from a process without other threads; the dashboard's has them);
+    ``members`` remembers what was read for the next call (``status --watch``).
 
     Raises:
         NotFound: one of ``query.ids`` is no job of this queue.
     """
     now = time.time() if now is None else now
-    chosen = _select(queue, query, helpers)
+    chosen = _select(queue, query, helpers, members)
     workers = Workers(queue, now)
     jobs = _RecordMaker(queue, chosen, workers, now).records(chosen.listing.shown(chosen.order))
     return Snapshot(counts=chosen.counts, jobs=jobs, hidden=chosen.hidden, workers=len(workers.gpus),
@@ -357,7 +391,7 @@ class _Chosen:
     queue_counts: dict[str, int]
 
 
-def _select(queue: JobQueue, query: Query, helpers: int) -> _Chosen:
+def _select(queue: JobQueue, query: Query, helpers: int, members: Members | None = None) -> _Chosen:
     listing = Listing.listed(queue)
     queue_counts = listing.counts()
     if query.tag is not None:  # only the tagged jobs: the rest of the view works on their listing
@@ -370,7 +404,9 @@ def _select(queue: JobQueue, query: Query, helpers: int) -> _Chosen:
     else:
         matching = listing.of_states(wanted)
         if query.experiment is not None:
-            matching = _of_experiment(queue, matching, query.experiment, helpers)
+            if members is None or members.experiment != query.experiment:
+                members = Members(query.experiment)
+            matching = _of_experiment(queue, matching, members, helpers)
         if query.everything or query.states:
             chosen = matching
         else:

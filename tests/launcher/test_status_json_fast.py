@@ -348,15 +348,21 @@ def test_the_experiment_filter_made_by_helper_processes_is_the_one_made_alone(
     assert sorted(job["id"] for job in listed["jobs"]) == sorted(job for _, job, _ in chosen[0].listing)
 
 
-def test_marks_keep_the_files_in_the_order_of_iteration(queue: JobQueue) -> None:
-    specs = add(queue, 4, gpus=1) + add(queue, 3, priority=2) + add(queue, 3)
-    finish(queue, specs[0], State.DONE, None)
-    finish(queue, specs[5], State.FAILED, None)
-    listing = Listing.listed(queue)
-    files = list(listing)
-    kept = listing.only_marked(bytes(i % 3 == 0 for i in range(len(files))))
-    assert list(kept) == [f for f in files if files.index(f) % 3 == 0]  # pending, done and failed alike
-    assert {state for state, _, _ in files} == {State.PENDING, State.DONE, State.FAILED}
-    for marks in (b"\x01" * (len(files) - 1), b"\x01" * (len(files) + 1)):
-        with pytest.raises(ValueError, match="marks for"):
-            listing.only_marked(marks)
+def test_a_watched_experiment_reads_each_spec_once(queue: JobQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``status --watch --experiment`` keeps what it read: a spec never changes, so a later frame reads
+    only the jobs submitted since, and still counts the jobs that moved on, whoever read them."""
+    monkeypatch.setattr(report, "STREAM_BLOCK", 4)
+    mine, theirs = add(queue, 6, experiment="mine"), add(queue, 7, experiment="theirs", gpus=1)
+    members = report.Members("mine")
+    query = report.Query(experiment="mine", everything=True)
+    first = report._select(queue, query, 1, members)
+    assert first.counts["pending"] == 6
+    # were mine[0]'s spec read again, this (impossible) edit would take it out of the experiment
+    queue.paths.pending_file(mine[0]).write_text(queue.paths.pending_file(theirs[0]).read_text())
+    finish(queue, mine[1], State.DONE, None)
+    later = add(queue, 2, experiment="mine") + add(queue, 2, experiment="theirs")
+    second = report._select(queue, query, 1, members)
+    assert second.counts == {"pending": 7, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
+    assert sorted(job for _, job, _ in second.listing) == sorted(s.id for s in mine + later[:2])
+    fresh = report._select(queue, query, 0)  # without the memory: the edited spec is read as it is now
+    assert fresh.counts["pending"] == 6
