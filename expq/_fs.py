@@ -7,7 +7,6 @@ import json
 import os
 import re
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,19 +156,26 @@ def _write_all(fd: int, payload: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+_RECORD_LIMIT = 16 << 20  # bytes: the largest record file, a job.json, is a spec (store.MAX_SPEC_BYTES)
+
+
 def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A JSON object from a file another process writes, or None when it is absent, unreadable or
-    torn (after a power loss): such a file is never trusted, only ignored. Read with one read sized
-    by its ``fstat`` (``status --json`` reads one per job)."""
+    """A JSON object from a file another process writes, or None when it is absent, unreadable, torn
+    (after a power loss), no regular file or over 16 MiB: such a file is never trusted, only ignored.
+    A FIFO in its place is not waited on (a job may leave anything in its run directory, and the
+    dashboard reads every run's result). Read with one read sized by its ``fstat`` (``status --json``
+    reads one per job)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             info = os.fstat(fd)
-            raw = read_at_most(fd, sys.maxsize - 1, info.st_size, regular=stat.S_ISREG(info.st_mode))
+            if not stat.S_ISREG(info.st_mode) or info.st_size > _RECORD_LIMIT:
+                return None
+            raw = read_at_most(fd, _RECORD_LIMIT, info.st_size, regular=True)
         finally:
             os.close(fd)
-        data = json.loads(raw)
-    except (OSError, ValueError):
+        data = json.loads(raw) if len(raw) <= _RECORD_LIMIT else None
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -69,6 +69,19 @@ def test_a_json_object_file_is_read_whole_or_ignored(tmp_path: Path) -> None:
         assert read_json_object(tmp_path / name) is None
 
 
+def test_a_json_object_file_that_is_a_fifo_or_too_large_is_ignored(tmp_path: Path) -> None:
+    from expq._fs import read_json_object
+
+    os.mkfifo(tmp_path / "result.json")  # a job may leave anything in its run directory
+    found: list[object] = []
+    reader = threading.Thread(target=lambda: found.append(read_json_object(tmp_path / "result.json")), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert found == [None], "reading a FIFO waited for a writer"
+    (tmp_path / "huge.json").write_text(json.dumps({"pad": "x" * (16 << 20)}))  # valid, but no record is this big
+    assert read_json_object(tmp_path / "huge.json") is None
+
+
 def test_a_run_file_is_read_up_to_its_limit(tmp_path: Path) -> None:
     from expq.launcher.run_files import LIMIT, read_json
 
