@@ -104,6 +104,15 @@ class Names:
     def only(self, keep: Callable[[int, str], bool]) -> Names:
         return Names.of(name for job, name in self.by_id() if keep(job, name))
 
+    def only_jobs(self, keep: Callable[[int], bool]) -> Names:
+        """The names whose job id (-1: none) ``keep`` accepts, without making the compact ones."""
+        return Names(filter(keep, self.ids), [name for name in self.odd if keep(listed_id(name))])
+
+    def by_id_of(self, keep: Callable[[int], bool]) -> Iterator[tuple[int, str]]:
+        """``by_id`` of the names whose job id ``keep`` accepts; only their names are made."""
+        return _merged(((job, _compact_name(job)) for job in self.ids if keep(job)),
+                       sorted((job, name) for name in self.odd if keep(job := listed_id(name))))
+
 
 class Schedule:
     """The names of ``pending/`` (``<bucket>/<priority>/<name>``) in schedule order, as
@@ -178,6 +187,17 @@ class Schedule:
                 places.append(place)
         return Schedule(self.priorities, self.buckets, self.odd, codes, places)
 
+    def only_jobs(self, keep: Callable[[int], bool]) -> Schedule:
+        """The codes whose job id (-1: none) ``keep`` accepts, without making a name for each."""
+        codes: array[int] = array("q")
+        places: array[int] = array("q")
+        every = range(1, len(self.codes) + 1) if self.places is None else self.places
+        for job, code, place in zip(self.jobs(), self.codes, every):
+            if keep(job):
+                codes.append(code)
+                places.append(place)
+        return Schedule(self.priorities, self.buckets, self.odd, codes, places)
+
     def jobs(self) -> Iterator[int]:
         """The job ids in schedule order, read from the codes without making a name for each (-1 for
         a name that holds no id)."""
@@ -227,10 +247,24 @@ class Listing:
             for job, name in names.by_id():
                 yield state, job, name
 
+    def files(self, keep: Callable[[int], bool]) -> Iterator[tuple[State, int, str]]:
+        """(state, id, name) of the files whose job id (-1: none) ``keep`` accepts, in the order of
+        iteration; only their names are made (a walk of 100,000 names costs 0.2 s)."""
+        for code, job in zip(self.pending.codes, self.pending.jobs()):
+            if keep(job):
+                yield State.PENDING, job, self.pending._decode(code)[0]
+        for state, names in self.names.items():
+            for job, name in names.by_id_of(keep):
+                yield state, job, name
+
     def only(self, keep: Callable[[State, int, str], bool]) -> Listing:
         """The files ``keep(state, id, name)`` accepts, each asked about once, in the order of iteration."""
         return Listing(self.pending.only(partial(keep, State.PENDING)),
                         {state: names.only(partial(keep, state)) for state, names in self.names.items()})
+
+    def only_jobs(self, keep: Callable[[int], bool]) -> Listing:
+        """The files whose job id (-1: none) ``keep`` accepts, without making their names."""
+        return Listing(self.pending.only_jobs(keep), {state: names.only_jobs(keep) for state, names in self.names.items()})
 
     def of_states(self, states: Iterable[State]) -> Listing:
         kept = set(states)

@@ -227,6 +227,12 @@ def test_the_listing_is_the_stores_in_the_same_order(queue: JobQueue) -> None:
     even = listing.pending.only(lambda job, name: job % 2 == 0)  # a part of the schedule keeps its places
     assert [even.place_of(job) for job in range(1, 23)] == [
         listing.pending.place_of(job) if job % 2 == 0 else None for job in range(1, 23)]
+    # by id alone, without making names: the same files, in the same order, stray names (-1) included
+    for keep in (lambda job: job % 3 != 1, lambda job: job < 0, lambda job: True):
+        assert list(listing.files(keep)) == [entry for entry in listing if keep(entry[1])]
+        by_ids, by_files = listing.only_jobs(keep), listing.only(lambda state, job, name, keep=keep: keep(job))
+        assert list(by_ids) == list(by_files)
+        assert list(by_ids.pending.items()) == list(by_files.pending.items())  # places kept too
 
 
 def test_nine_digit_ids_and_stray_names_keep_their_places(queue: JobQueue, capsys: pytest.CaptureFixture[str]) -> None:
@@ -360,9 +366,12 @@ def test_a_watched_experiment_reads_each_spec_once(queue: JobQueue, monkeypatch:
     # were mine[0]'s spec read again, this (impossible) edit would take it out of the experiment
     queue.paths.pending_file(mine[0]).write_text(queue.paths.pending_file(theirs[0]).read_text())
     finish(queue, mine[1], State.DONE, None)
-    later = add(queue, 2, experiment="mine") + add(queue, 2, experiment="theirs")
+    later = add(queue, 2, experiment="theirs") + add(queue, 2, experiment="mine")  # the newest is mine
     second = report._select(queue, query, 1, members)
     assert second.counts == {"pending": 7, "running": 0, "done": 1, "failed": 0, "cancelled": 0}
-    assert sorted(job for _, job, _ in second.listing) == sorted(s.id for s in mine + later[:2])
+    assert sorted(job for _, job, _ in second.listing) == sorted(s.id for s in mine + later[2:])
     fresh = report._select(queue, query, 0)  # without the memory: the edited spec is read as it is now
     assert fresh.counts["pending"] == 6
+    (queue.paths.state_dir(State.DONE) / "notes.json").write_text("{}")  # a stray file is no job (id -1)
+    third = report._select(queue, query, 1, members)
+    assert third.counts == second.counts and list(third.listing) == list(second.listing)
