@@ -179,24 +179,28 @@ class Schedule:
             yield (*self._decode(code), place)
 
     def only(self, keep: Callable[[int, str], bool]) -> Schedule:
+        return self._kept(keep(job, name) for name, job, _ in self.items())
+
+    def only_jobs(self, keep: Callable[[int], bool]) -> Schedule:
+        """The codes whose job id (-1: none) ``keep`` accepts, without making a name for each."""
+        return self._kept(map(keep, self.jobs()))
+
+    def _kept(self, flags: Iterable[bool]) -> Schedule:
+        """The codes whose flag is true, one flag per code in schedule order, with their places."""
         codes: array[int] = array("q")
         places: array[int] = array("q")
-        for (name, job, place), code in zip(self.items(), self.codes):
-            if keep(job, name):
+        every = range(1, len(self.codes) + 1) if self.places is None else self.places
+        for flag, code, place in zip(flags, self.codes, every):
+            if flag:
                 codes.append(code)
                 places.append(place)
         return Schedule(self.priorities, self.buckets, self.odd, codes, places)
 
-    def only_jobs(self, keep: Callable[[int], bool]) -> Schedule:
-        """The codes whose job id (-1: none) ``keep`` accepts, without making a name for each."""
-        codes: array[int] = array("q")
-        places: array[int] = array("q")
-        every = range(1, len(self.codes) + 1) if self.places is None else self.places
-        for job, code, place in zip(self.jobs(), self.codes, every):
+    def named(self, keep: Callable[[int], bool]) -> Iterator[tuple[int, str]]:
+        """(job id, name) in schedule order of the jobs ``keep`` accepts; only their names are made."""
+        for code, job in zip(self.codes, self.jobs()):
             if keep(job):
-                codes.append(code)
-                places.append(place)
-        return Schedule(self.priorities, self.buckets, self.odd, codes, places)
+                yield job, self._decode(code)[0]
 
     def jobs(self) -> Iterator[int]:
         """The job ids in schedule order, read from the codes without making a name for each (-1 for
@@ -250,9 +254,8 @@ class Listing:
     def files(self, keep: Callable[[int], bool]) -> Iterator[tuple[State, int, str]]:
         """(state, id, name) of the files whose job id (-1: none) ``keep`` accepts, in the order of
         iteration; only their names are made (a walk of 100,000 names costs 0.2 s)."""
-        for code, job in zip(self.pending.codes, self.pending.jobs()):
-            if keep(job):
-                yield State.PENDING, job, self.pending._decode(code)[0]
+        for job, name in self.pending.named(keep):
+            yield State.PENDING, job, name
         for state, names in self.names.items():
             for job, name in names.by_id_of(keep):
                 yield state, job, name
