@@ -261,11 +261,18 @@ def _read_spec(queue: JobQueue, state: State, name: str) -> tuple[State, JobSpec
 class Members:
     """Which jobs belong to one experiment, remembered by id. A spec never changes, so a job read once
     is never read again: ``status --watch --experiment`` reads every spec at its first frame and, at
-    each later one, only the specs of jobs submitted since (a frame of 100,000 jobs read them all)."""
+    each later one, only the specs of jobs submitted since (a frame of 100,000 jobs read them all).
+
+    Marks are 0 (not read yet), 1 (not of the experiment) or 2 (of it): a byte per id below
+    ``_DENSE_IDS`` (ids are handed out in order), a dict entry above it, where only a file put in the
+    queue by hand can be (``99999999999999.json`` must not cost a byte per id below it)."""
+
+    _DENSE_IDS = 1 << 24
 
     def __init__(self, experiment: str) -> None:
         self.experiment = experiment
-        self._by_id = bytearray()  # 0: not read yet, 1: not of the experiment, 2: of it
+        self._dense = bytearray()
+        self._sparse: dict[int, int] = {}
 
     def select(self, listing: Listing, read: Callable[[Iterator[tuple[State, int, str]]], bytes]) -> Listing:
         """The files of ``listing`` that are the experiment's; ``read`` gives the marks (1: of it) of
@@ -273,19 +280,25 @@ class Members:
 
         They are handed over lazily: forked helpers walk them too, and a list made before the fork
         would be copied into each helper page by page (0.1 s for 100,000 jobs)."""
-        known, unread, size = self._by_id, [], len(self._by_id)
+        dense, sparse, unread = self._dense, self._sparse, []
+
+        def mark(job: int) -> int:  # -1: a stray file, no job's; never read, never of the experiment
+            return dense[job] if 0 <= job < len(dense) else sparse.get(job, 0 if job >= 0 else 1)
 
         def walk() -> Iterator[tuple[State, int, str]]:
-            for entry in listing.files(lambda job: job >= size or (job >= 0 and not known[job])):
+            for entry in listing.files(lambda job: not mark(job)):
                 unread.append(entry[1])
                 yield entry
 
         marks = read(walk())
-        if unread:
-            known.extend(bytes(max(unread) + 1 - len(known)))
-        for job, mark in zip(unread, marks):
-            known[job] = 1 + mark
-        return listing.only_jobs(lambda job: job >= 0 and known[job] == 2)  # -1: a stray file, no job's
+        highest = max((job for job in unread if job < self._DENSE_IDS), default=-1)
+        dense.extend(bytes(max(0, highest + 1 - len(dense))))
+        for job, found in zip(unread, marks):
+            if job < self._DENSE_IDS:
+                dense[job] = 1 + found
+            else:
+                sparse[job] = 1 + found
+        return listing.only_jobs(lambda job: mark(job) == 2)
 
 
 def _of_experiment(queue: JobQueue, listing: Listing, members: Members, helpers: int) -> Listing:

@@ -373,5 +373,7 @@ def test_a_watched_experiment_reads_each_spec_once(queue: JobQueue, monkeypatch:
     fresh = report._select(queue, query, 0)  # without the memory: the edited spec is read as it is now
     assert fresh.counts["pending"] == 6
     (queue.paths.state_dir(State.DONE) / "notes.json").write_text("{}")  # a stray file is no job (id -1)
+    (queue.paths.state_dir(State.DONE) / "99999999999999.json").write_text("{}")  # nor is a huge id's
     third = report._select(queue, query, 1, members)
     assert third.counts == second.counts and list(third.listing) == list(second.listing)
+    assert len(members._dense) < 100  # the huge id costs one dict entry, not a byte per id below it
