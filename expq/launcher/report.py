@@ -483,6 +483,7 @@ class _RecordMaker:
 
 # -- the fast path: pending jobs that never started ----------------------------------------------------
 
+_ID_DIGITS = 18  # the longest id an 8-byte array entry holds; a longer one only a hand-made name carries
 _LIST_RUN_DIRS_FROM = 1000  # pending jobs shown: from this many, a listing of their experiments costs less
 
 
@@ -502,7 +503,7 @@ class _RunDirs:
 
     def exists(self, experiment: str, job: int, run_dir: str) -> bool:
         """Whether ``run_dir``, the run directory of ``job`` in ``experiment``, is a folder."""
-        ids = self._folder_ids(experiment) if self._listed else None
+        ids = self._folder_ids(experiment) if self._listed and job < 10 ** _ID_DIGITS else None
         if ids is not None:
             at = bisect_left(ids, job)
             if at == len(ids) or ids[at] != job:
@@ -517,7 +518,7 @@ class _RunDirs:
                 with os.scandir(f"{self._experiments}/{experiment}") as entries:
                     for entry in entries:
                         head, dash, _ = entry.name.partition("-")
-                        if dash and head.isascii() and head.isdigit():
+                        if dash and head.isascii() and head.isdigit() and len(head) <= _ID_DIGITS:
                             ids.append(int(head))
             except (FileNotFoundError, NotADirectoryError):  # no folder: no run directory in it either
                 pass

@@ -259,6 +259,8 @@ def test_every_record_of_status_json_is_the_full_paths(queue: JobQueue, capsys: 
     finish(queue, specs[1], State.FAILED, None)
     assert queue.move(specs[2], State.PENDING, State.CANCELLED)
     write_worker(queue, "w", 1)
+    stray = (queue.root / specs[3].run_dir).parent / "99999999999999999999-stray"  # no id an array can hold
+    stray.mkdir(parents=True)
     out = status_json(queue, capsys)
     workers = report.Workers(queue, time.time())
     schedule = queue.list_names(State.PENDING)
