@@ -24,7 +24,7 @@ from expq.errors import InsecureQueue
 from expq.queue.attempts import Outcome
 from expq.queue.claim import Claim, Claimer
 from expq.queue.lease import HeartbeatWatch, Lease, read_lease
-from expq.queue.paths import AFTER, bucket_gpus, claim_of, job_id_of
+from expq.queue.paths import AFTER, bucket_gpus, claim_of, job_id_of, listed_id
 from expq.queue.reaper import judge, recover, running_jobs
 from expq.queue.security import owned_by_me
 from expq.queue.spec import JobSpec
@@ -203,9 +203,16 @@ class Worker:
         shown = 0
         for folder, prefix in unserved:
             with os.scandir(folder) as entries:
+                bucket = prefix.partition("/")[0]
+                needs = bucket_gpus(bucket)
                 for entry in itertools.islice(entries, 20 - shown):
-                    log.warning("job %d stays pending: it needs %s GPU(s), this worker has %d", job_id_of(entry.name),
-                                bucket_gpus(prefix.partition("/")[0]), gpus)
+                    job = listed_id(entry.name)
+                    if job < 0:  # a stray file, no job
+                        continue
+                    if needs is None:  # a folder put there by hand, or by a newer expq
+                        log.warning("job %d stays pending: pending/%s is no bucket this expq knows", job, bucket)
+                    else:
+                        log.warning("job %d stays pending: it needs %d GPU(s), this worker has %d", job, needs, gpus)
                     shown += 1
         for spec in self.claimer.passed_over[: max(0, 20 - shown)]:
             if not self.placer.possible(spec):
@@ -252,10 +259,9 @@ class Worker:
         must not stay a whole heartbeat for it: 32 drain workers ending a sweep each lingered up to
         ``--heartbeat`` seconds after the last job. One that keeps lacking its lease died while
         starting the job; the reaper requeues it after ``--lease-timeout``, and this worker runs it."""
-        paths = self.queue.paths
-        still = {name: since for name, since in self._unleased_since.items()
-                 if paths.job_file(State.RUNNING, job_id_of(name), claim=claim_of(name)).exists()
-                 and not paths.lease_file(job_id_of(name), claim_of(name)).exists()}
+        running = self.queue.paths.state_dir(State.RUNNING)
+        still = {name: since for name, since in self._unleased_since.items()  # a torn lease counts as none
+                 if (running / name).exists() and self._lease_of(job_id_of(name), claim_of(name)) is None}
         if not still:
             self._said_waiting = False
         elif self._idle and not self.jobs and not self._said_waiting:

@@ -33,6 +33,17 @@ def test_a_drain_worker_waits_for_a_claim_that_died_before_its_lease(cluster):
     assert "died while starting it" in cluster.worker_log(0)
 
 
+def test_a_drain_worker_waits_for_a_claim_whose_lease_is_torn(cluster):
+    # a torn lease (a power loss mid-write) names no owner: the claim is recovered, not left behind
+    job_id = cluster.submit("--", "true")[0]
+    queue = cluster.queue
+    spec = queue.get(job_id)[1]
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="70a2c1a1")
+    queue.paths.lease_file(job_id, "70a2c1a1").write_text('{"job_id": ')
+    cluster.drain("--gpus", "none", "--lease-timeout", "1")
+    assert cluster.state(job_id) == "done"
+
+
 def test_a_drain_worker_leaves_once_a_claim_it_saw_without_a_lease_is_taken_care_of(cluster, wait_until):
     # Seen at scale: a drain worker that glimpsed another worker between its claim and its lease stayed
     # a whole heartbeat after the last job. With an hour-long heartbeat it must still leave at once.

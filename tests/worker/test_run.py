@@ -9,6 +9,7 @@ import yaml
 
 from expq.queue.attempts import read_attempts
 from expq.queue.paths import RunPaths
+from expq.queue.states import State
 from expq.worker.envfile import read_env_file
 
 
@@ -140,9 +141,16 @@ def test_max_jobs_stops_the_worker(cluster):
 def test_a_draining_worker_says_which_jobs_it_leaves_pending_and_why(cluster):
     big = cluster.submit("--gpus", "2", "--", "true")[0]
     small = cluster.submit("--", "true")[0]
+    pending = cluster.queue.paths.state_dir(State.PENDING)
+    (next(pending.glob("gpu2*/*")) / "notes.json").write_text("{}")  # a stray file beside the GPU job: no job
+    (pending / "tpu" / "09999").mkdir(parents=True)  # a bucket no expq knows (by hand, or a newer expq)
+    (pending / "tpu" / "09999" / "00000077.json").write_text("{}")
     cluster.drain("--gpus", "none")
     assert cluster.state(small) == "done" and cluster.state(big) == "pending"
-    assert f"job {big} stays pending: it needs 2 GPU(s), this worker has 0" in cluster.worker_log(0)
+    log = cluster.worker_log(0)
+    assert f"job {big} stays pending: it needs 2 GPU(s), this worker has 0" in log
+    assert "job 77 stays pending: pending/tpu is no bucket this expq knows" in log
+    assert "notes" not in log
 
 
 def test_a_worker_started_while_the_queue_is_being_created_completes_it(cluster):
