@@ -53,13 +53,16 @@ _now = time.time
 class _Series:
     """One metric of one run: its file, the points not yet written and the next auto step."""
 
-    __slots__ = ("path", "buf", "steps", "created")
+    __slots__ = ("path", "buf", "steps", "created", "torn")
 
     def __init__(self, path: Path, next_step: int) -> None:
         self.path = path
         self.buf: list[tuple[int, Any, float]] = []
         self.steps = itertools.count(next_step)  # next() is atomic under the GIL: no lock per call
         self.created = path.exists()
+        # Every write ends a line, so a file that does not was cut by a crash or a power loss (a
+        # retried job appends to its first attempt's metrics): the first write here ends that line.
+        self.torn = self.created and not _ends_a_line(path)
 
 
 def metric_path(directory: Path, name: str) -> Path:
@@ -213,7 +216,18 @@ def _append(series: _Series, data: bytes) -> None:
         finally:
             tmp.unlink()
         series.created = True
+    if series.torn:
+        data, series.torn = b"\n" + data, False
     _append_bytes(series.path, data)
+
+
+def _ends_a_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            return size == 0 or (handle.seek(size - 1) >= 0 and handle.read(1) == b"\n")
+    except OSError:
+        return True  # nothing to mend here: the append reports what is wrong
 
 
 def _append_bytes(path: Path, data: bytes) -> None:
@@ -301,9 +315,25 @@ def read_scalar_since(directory: Path, name: str, offset: int) -> tuple[numpy.nd
     if start == 0:
         body = body[body.find(b"\n") + 1:] if body.startswith(HEADER.encode()) else body
     dtype = np.dtype([("step", "<i8"), ("value", "<f8"), ("time", "<f8")])
-    lines = body.decode().splitlines()
-    points = np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1) if lines else np.zeros(0, dtype=dtype)
+    try:
+        lines = body.decode().splitlines()
+        points = np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1) if lines else np.zeros(0, dtype=dtype)
+    except ValueError:  # a damaged line (a crash's torn write, zeros from a power loss): keep the others
+        points = np.array(_sound_points(body), dtype=dtype)
     return points, start, start + end
+
+
+def _sound_points(body: bytes) -> list[tuple[int, float, float]]:
+    """The lines of ``body`` that are ``step,value,time``, parsed; the others are skipped."""
+    points = []
+    for line in body.split(b"\n"):
+        fields = line.split(b",")
+        if len(fields) == 3:
+            try:
+                points.append((int(fields[0]), float(fields[1]), float(fields[2])))
+            except ValueError:
+                continue
+    return points
 
 
 def list_metrics(directory: Path) -> list[str]:

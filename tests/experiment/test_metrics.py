@@ -121,6 +121,33 @@ def test_steps_continue_when_a_series_is_reopened(tmp_path: Path) -> None:
     assert exp.load_scalar("x")["step"].tolist() == [0, 1, 2]
 
 
+def test_a_series_reopened_after_a_torn_write_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    # a retried job appends to its first attempt's metrics, whose last write a crash may have cut
+    exp = _exp(tmp_path)
+    for step in range(3):
+        exp.log_scalar("x", 1.0, step=step)
+    exp.flush()
+    path = exp.path / "metrics" / "x.csv"
+    with open(path, "ab") as torn:
+        torn.write(b"3,0.5")  # no time, no newline: the rest never reached the disk
+    from expq.experiment.metrics import MetricsSink
+
+    retry = MetricsSink(exp.path / "metrics")
+    retry.log_scalar("x", 2.0, step=10)
+    retry.close()
+    assert exp.load_scalar("x")["step"].tolist() == [0, 1, 2, 10]
+
+
+def test_damaged_lines_are_skipped_and_the_sound_ones_read(tmp_path: Path) -> None:
+    exp = _exp(tmp_path)
+    exp.log_scalar("x", 1.0, step=0)
+    exp.flush()
+    with open(exp.path / "metrics" / "x.csv", "ab") as damaged:
+        damaged.write(b"1,0.5\n2,oops,3\n\xff\xfe,1,2\n\0\0\0\0\nstep,value,time\n5,2.5,1.0\n")
+    points = exp.load_scalar("x")
+    assert points["step"].tolist() == [0, 5] and points["value"].tolist() == [1.0, 2.5]
+
+
 def test_two_processes_appending_to_one_metric_keep_whole_lines(tmp_path: Path) -> None:
     code = """
         import sys
