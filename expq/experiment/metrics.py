@@ -33,7 +33,7 @@ from expq.experiment.tree import relative_name
 if TYPE_CHECKING:
     import numpy
 
-__all__ = ["MetricsSink", "read_scalar", "read_scalar_since", "metric_path", "list_metrics", "tensorboard_wanted",
+__all__ = ["MetricsSink", "read_scalar", "read_scalar_since", "sound_points", "metric_path", "list_metrics", "tensorboard_wanted",
            "DEFAULT_INTERVAL", "TENSORBOARD_DIR", "TENSORBOARD_VAR"]
 
 log = logging.getLogger(__name__)
@@ -319,12 +319,13 @@ def read_scalar_since(directory: Path, name: str, offset: int) -> tuple[numpy.nd
         lines = body.decode().splitlines()
         points = np.loadtxt(lines, delimiter=",", dtype=dtype, ndmin=1) if lines else np.zeros(0, dtype=dtype)
     except ValueError:  # a damaged line (a crash's torn write, zeros from a power loss): keep the others
-        points = np.array(_sound_points(body), dtype=dtype)
+        points = np.array(sound_points(body), dtype=dtype)
     return points, start, start + end
 
 
-def _sound_points(body: bytes) -> list[tuple[int, float, float]]:
-    """The lines of ``body`` that are ``step,value,time``, parsed; the others are skipped."""
+def sound_points(body: bytes) -> list[tuple[int, float, float]]:
+    """The lines of ``body`` that are ``step,value,time``, parsed; the others (cut by a crash, zeros
+    from a power loss, a header, anything else) are skipped. The slow path of every reader."""
     points = []
     for line in body.split(b"\n"):
         fields = line.split(b",")

@@ -19,6 +19,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from expq.experiment.metrics import sound_points
+
 if TYPE_CHECKING:
     import numpy
 
@@ -40,14 +42,7 @@ def parse_lines(chunk: bytes) -> numpy.ndarray:
     try:
         return np.loadtxt(io.BytesIO(chunk), delimiter=",", ndmin=2, usecols=(0, 1, 2))
     except ValueError:  # a damaged line: keep the ones that parse
-        rows = []
-        for line in chunk.splitlines():
-            try:
-                step, value, stamp = (float(x) for x in line.split(b","))
-            except ValueError:
-                continue
-            rows.append((step, value, stamp))
-        return np.array(rows, dtype=float).reshape(-1, 3)
+        return np.array(sound_points(chunk), dtype=float).reshape(-1, 3)
 
 
 def parse_values(chunk: bytes) -> numpy.ndarray:
