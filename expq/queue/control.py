@@ -5,6 +5,7 @@ tree. Processes talk through the queue directory, never by signalling each other
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from expq.queue.spec import JobSpec
 from expq.queue.states import State
 from expq.queue.store import JobQueue, read_spec
 
-__all__ = ["cancel", "retry"]
+__all__ = ["cancel", "retry", "clear_cancel_request"]
 
 
 def _specs_in(queue: JobQueue, job_ids: Sequence[int], allowed: set[State], verb: str) -> list[tuple[State, JobSpec]]:
@@ -51,10 +52,21 @@ def cancel(queue: JobQueue, job_ids: Sequence[int]) -> dict[int, str]:
                                                          _attempts_so_far(queue, spec), time.time()))
             outcome[spec.id] = "cancelled"
         else:  # running, or it was claimed a moment ago: its worker acts on the request
-            fd = os.open(queue.paths.cancel_file(spec.id), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, MODES.file)
-            os.close(fd)
+            request = queue.paths.cancel_file(spec.id)
+            try:
+                os.close(os.open(request, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, MODES.file))
+            except OSError as exc:  # e.g. a folder of that name, put there by hand
+                raise InputError(f"cannot request the cancel of job {spec.id}: {request}: {exc.strerror}") from None
             outcome[spec.id] = "cancel requested"
     return outcome
+
+
+def clear_cancel_request(queue: JobQueue, job_id: int) -> None:
+    """Remove a job's cancel request, if there is one. Anything else of that name (a folder put there
+    by hand, which never counted as a request) is left alone: it must not keep a job's end from being
+    recorded."""
+    with contextlib.suppress(OSError):
+        os.unlink(queue.paths.cancel_file(job_id))
 
 
 def _attempts_so_far(queue: JobQueue, spec: JobSpec) -> int:
@@ -71,7 +83,7 @@ def retry(queue: JobQueue, job_ids: Sequence[int]) -> list[int]:
     requeued = []
     for state, spec in _specs_in(queue, job_ids, {State.FAILED, State.CANCELLED}, "retry"):
         reset_budget(queue.paths.run(spec.run_dir))
-        queue.paths.cancel_file(spec.id).unlink(missing_ok=True)
+        clear_cancel_request(queue, spec.id)
         if queue.move(spec, state, State.PENDING):
             requeued.append(spec.id)
     return requeued

@@ -66,7 +66,7 @@ def promote_dependents(queue: JobQueue, dep: int, highest_id: int | None = None)
         for name in names:
             if name.isascii() and name.isdigit() and _settle(queue, int(name), highest_id):
                 work.append(int(name))
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or not an entry we made (a folder): left
                 os.unlink(folder / name)
         with contextlib.suppress(OSError):
             os.rmdir(folder)

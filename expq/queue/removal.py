@@ -23,6 +23,7 @@ from pathlib import Path
 
 from expq._fs import ensure_dir
 from expq.errors import InputError, NotFound
+from expq.queue.control import clear_cancel_request
 from expq.queue.paths import job_id_of, listed_id
 from expq.queue.selection import jobs_of_experiment
 from expq.queue.spec import JobSpec
@@ -158,7 +159,7 @@ def _finish(queue: JobQueue, trash_file: Path) -> None:
     except (OSError, InputError):
         spec = None
     if spec is not None:
-        queue.paths.cancel_file(spec.id).unlink(missing_ok=True)
+        clear_cancel_request(queue, spec.id)
         if not keep:
             run_dir = queue.paths.run(spec.run_dir).dir
             parked = trash_file.with_name(f"{spec.id:08d}.run")

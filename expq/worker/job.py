@@ -16,6 +16,7 @@ from expq._fs import MODES, make_private_dir, write_file
 from expq.config import dump_config
 from expq.errors import InputError
 from expq.queue.attempts import Attempt, Outcome, failures, finish_attempt, next_attempt_number
+from expq.queue.control import clear_cancel_request
 from expq.queue.lease import Lease, lease_is_mine, write_lease
 from expq.queue.paths import RunPaths
 from expq.queue.result import Result, write_result
@@ -267,6 +268,6 @@ def finish_job(queue: JobQueue, job: RunningJob, status: ExitStatus, now: float)
         log.warning("job %d was no longer running when it ended; left as it is", job.spec.id)
         return None
     queue.paths.lease_file(job.spec.id, job.claim).unlink(missing_ok=True)
-    queue.paths.cancel_file(job.spec.id).unlink(missing_ok=True)
+    clear_cancel_request(queue, job.spec.id)
     return target
 

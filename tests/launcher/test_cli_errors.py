@@ -189,6 +189,18 @@ def test_state_errors_from_cancel_and_retry(root: Path, capsys: pytest.CaptureFi
         2, "", "expq: error: cannot retry job 1: it is pending (only cancelled or failed jobs can be)\n")
 
 
+def test_a_cancel_request_that_cannot_be_written_is_one_line(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from expq.queue.states import State
+    from expq.queue.store import JobQueue
+
+    queue = JobQueue(root)
+    assert queue.move(queue.get(1)[1], State.PENDING, State.RUNNING, claim="0c0ffee0")  # a worker runs it
+    queue.paths.cancel_file(1).mkdir()  # a folder where the request goes, put there by hand
+    code, out, err = run(capsys, "--root", str(root), "cancel", "1")
+    assert (code, out) == (2, "")
+    assert err.startswith("expq: error: cannot request the cancel of job 1: ") and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("command", [["status"], ["show", "1"], ["cancel", "1"], ["retry", "1"], ["logs", "1"]])
 def test_commands_other_than_submit_need_an_existing_queue(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            command: list[str]) -> None:

@@ -51,3 +51,18 @@ def test_a_worker_refuses_a_root_of_a_newer_format_with_the_reason(cluster):
     assert f"uses queue format {FORMAT_VERSION + 1}, newer than this expq knows ({FORMAT_VERSION})" in log
     assert cluster.queue.counts()[State.PENDING] == 1
 
+
+
+def test_entries_put_by_hand_in_the_queue_folders_never_stop_a_worker(cluster):
+    # found by planting odd entries: a folder among a dependency's index entries made every worker on
+    # the queue exit at its next relist, and a folder named as a cancel request failed a job's record
+    (first,) = cluster.submit("--", "true")
+    (second,) = cluster.submit("--after", str(first), "--", "true")
+    paths = cluster.queue.paths
+    (paths.dependents_of(first) / "sub").mkdir()
+    (paths.dependents_of(first) / "notes").write_text("")
+    (paths.dependents / "junk").mkdir()
+    paths.cancel_file(first).mkdir(parents=True)  # never a request: the job runs and its end is recorded
+    cluster.drain("--gpus", "none")
+    assert (cluster.state(first), cluster.state(second)) == ("done", "done")
+    assert "could not record" not in cluster.worker_log(0)
