@@ -14,7 +14,7 @@ from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
-           "foreign_writer", "read_at_most", "pid_exists", "which"]
+           "foreign_writer", "read_at_most", "pid_exists", "which", "NotRegular", "open_regular"]
 
 MAX_NAME = 128
 SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
@@ -336,3 +336,28 @@ def which(name: str, path: str, cwd: str) -> str:
         if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
             return candidate
     raise FileNotFoundError(errno.ENOENT, "command not found", name)
+
+
+class NotRegular(OSError):
+    """A FIFO, socket or device where a file was expected: never read, it may block or never end."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """A descriptor of a regular file, opened for reading without following a link or blocking on a
+    FIFO, and the file's size.
+
+    Raises:
+        FileNotFoundError: absent. IsADirectoryError, NotRegular: not a file. OSError (``ELOOP`` for
+            a link): unreadable.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegular(errno.EINVAL, "not a regular file")
+        return fd, info.st_size
+    except BaseException:
+        os.close(fd)
+        raise

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from expq._fs import open_regular
 from expq.contract import CALL_PKL, OUTCOME_PKL
 from expq.errors import InsecureQueue
 
@@ -204,7 +205,7 @@ def read_call(run_dir: Path) -> Call:
     """
     path = run_dir / CALL_FILE
     check_trusted(path)
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path)[0], "rb") as handle:
         header = pickle.load(handle)
         known = set(sys.path)
         sys.path.extend(p for p in header.get("sys_path", ()) if p not in known)
@@ -221,7 +222,7 @@ def read_outcome(run_dir: Path) -> Outcome | None:
     path = run_dir / OUTCOME_FILE
     try:
         check_trusted(path)
-        handle = open(path, "rb")
+        handle = os.fdopen(open_regular(path)[0], "rb")  # a FIFO planted there is refused, not waited on
     except FileNotFoundError:
         return None
     with handle:

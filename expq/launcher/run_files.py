@@ -16,49 +16,24 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from expq._fs import read_at_most
+from expq._fs import NotRegular, open_regular, read_at_most
 from expq.queue.attempts import Attempt, read_attempts
 from expq.queue.lease import Lease, read_lease
 from expq.queue.paths import QueuePaths, RunPaths
 
-__all__ = ["LIMIT", "NotRegular", "read_json", "not_a_directory", "read_result",
+__all__ = ["LIMIT", "read_json", "not_a_directory", "read_result",
            "may_have_attempts", "read_run_attempts", "read_run_lease", "read_gpu_usage", "read_gpu_reasons"]
 
 LIMIT = 1 << 20  # a result.json or a spec is a few kB; a bigger one is not what expq wrote
-
-
-class NotRegular(OSError):
-    """A FIFO, socket or device where a file was expected: never read, it may block or never end."""
-
-
-def _open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """A descriptor of a regular file, opened for reading without following a link or blocking on a
-    FIFO, and the file's size.
-
-    Raises:
-        FileNotFoundError: absent. IsADirectoryError, NotRegular: not a file. OSError (``ELOOP`` for
-            a link): unreadable.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory")
-        if not stat.S_ISREG(info.st_mode):
-            raise NotRegular(errno.EINVAL, "not a regular file")
-        return fd, info.st_size
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON value in a file of at most ``LIMIT`` bytes.
 
     Raises:
-        OSError: as ``_open_regular``, or ``EFBIG`` when larger. ValueError: not JSON (or nested too deep).
+        OSError: as ``_fs.open_regular``, or ``EFBIG`` when larger. ValueError: not JSON (or nested too deep).
     """
-    fd, size = _open_regular(path)
+    fd, size = open_regular(path)
     try:
         raw = read_at_most(fd, LIMIT, size, regular=True)  # sized: a 1 MiB read allocates 1 MiB
     finally:

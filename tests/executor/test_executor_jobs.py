@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -222,6 +223,26 @@ def test_an_outcome_file_others_could_write_is_not_loaded(root, workers):
     os.chmod(job.run_dir / "outcome.pkl", 0o646)
     with pytest.raises(JobError, match="outcome file is not loaded.*writable by other users"):
         Job(job.id, root=root).result(timeout=0)
+
+
+def test_an_outcome_file_that_is_a_fifo_is_refused_not_waited_on(root, workers):
+    workers.start()
+    job = Executor(root=root).submit(fns.add, 2, 3)
+    assert job.result(timeout=RESULT_TIMEOUT) == 5
+    (job.run_dir / "outcome.pkl").unlink()
+    os.mkfifo(job.run_dir / "outcome.pkl", 0o600)  # a job may leave anything in its run directory
+    found: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            Job(job.id, root=root).result(timeout=0)
+        except JobError as exc:
+            found.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert found and "not a regular file" in str(found[0]), "reading a FIFO waited for a writer"
 
 
 def test_attach_and_shutdown_cancelling_what_is_still_pending(root):
