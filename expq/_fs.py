@@ -58,7 +58,9 @@ def adopt_root(root: Path) -> None:
         return
     if stat.S_ISREG(info.st_mode) and info.st_gid == gid and not info.st_mode & 0o022:
         MODES.share_with(gid)
-_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC  # a symlink planted in the tree is never written through
+# A symlink planted in the tree is never written through, and a FIFO planted there is never waited
+# on (opening one for writing blocks until a reader comes; O_NONBLOCK changes nothing for a file).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from expq._fs import atomic_write, ensure_dir, make_dir
+from expq.errors import InputError
 from expq.queue.paths import RunPaths
 
 __all__ = ["Outcome", "Attempt", "finish_attempt", "read_attempts", "final_attempt", "failures",
@@ -33,6 +34,7 @@ class Outcome(str, Enum):
 
 
 SPENDS_RETRY = frozenset({Outcome.FAILED, Outcome.TIMEOUT, Outcome.LOST})
+_RECORD_LIMIT = 1 << 20  # bytes: an attempt record is a few hundred; a bigger file is not one expq wrote
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,13 @@ class Attempt:
 def read_attempts(run: RunPaths) -> list[Attempt]:
     """Every readable attempt record, oldest first, the one that ended the job included (from
     ``result.json``); a torn record (power loss) is skipped."""
+    from expq.queue.store import read_queue_file  # store builds on attempts: imported here, not above
+
     attempts = []
     for _, name in sorted(_recorded(run)):
-        try:
-            attempts.append(Attempt.from_dict(json.loads((run.attempts / name).read_bytes())))
-        except (ValueError, TypeError, KeyError):
+        try:  # in the run directory, where the job may put anything: a FIFO is refused, not waited on
+            attempts.append(Attempt.from_dict(json.loads(read_queue_file(run.attempts / name, _RECORD_LIMIT)[0])))
+        except (OSError, InputError, ValueError, TypeError, KeyError, RecursionError):
             continue
     final = final_attempt(run)
     if final is not None and (not attempts or final.number > attempts[-1].number):
@@ -120,9 +124,11 @@ def _encode(attempt: Attempt) -> str:
 
 
 def _budget_floor(run: RunPaths) -> int:
+    from expq.queue.store import read_queue_file
+
     try:
-        return int((run.attempts / "reset").read_text())
-    except (FileNotFoundError, ValueError):
+        return int(read_queue_file(run.attempts / "reset", _RECORD_LIMIT)[0])
+    except (OSError, InputError, ValueError):
         return 0
 
 

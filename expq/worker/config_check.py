@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from expq.contract import CONFIG_READS_DIR
+from expq.errors import InputError
 from expq.queue.attempts import Outcome
+from expq.queue.store import read_queue_file
 from expq.worker.child import ExitStatus
 from expq.worker.job import RunningJob
 
 __all__ = ["check_config_reads", "recorded_reads", "unread_keys", "warning_text", "READS_DIR"]
 
 READS_DIR = CONFIG_READS_DIR
+_READS_LIMIT = 4 << 20  # bytes: a record of the config keys one process read
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,8 @@ def check_config_reads(job: RunningJob, status: ExitStatus) -> list[str]:
         return []
     warning = warning_text(unread)
     try:
-        fd = os.open(job.run.stderr, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO the job left in the log's place fails at once instead of blocking the worker
+        fd = os.open(job.run.stderr, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             os.write(fd, f"expq: warning: {warning}{' (--strict: the job fails)' if job.spec.strict else ''}\n"
                      .encode())
@@ -67,9 +71,9 @@ def recorded_reads(run_dir: Path) -> set[str] | None:
         return None
     keys: set[str] = set()
     for name in names:
-        try:
-            data = json.loads((run_dir / READS_DIR / name).read_bytes()[: 1 << 22])
-        except (OSError, ValueError, RecursionError):
+        try:  # written by the job's processes: anything may be there, a FIFO or a huge file
+            data = json.loads(read_queue_file(run_dir / READS_DIR / name, limit=_READS_LIMIT)[0])
+        except (OSError, InputError, ValueError, RecursionError):
             continue
         read = data.get("read") if isinstance(data, dict) else None
         if isinstance(read, list):

@@ -153,9 +153,9 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
     write_file(run.env, env_file_text(variables).encode())
     header = (f"=== expq job {spec.id} attempt {attempt.number} on {attempt.host} "
               f"at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(attempt.started_at))} ===\n").encode()
-    out = os.open(run.stdout, _LOG_FLAGS, MODES.file)
+    out = _open_log(run.stdout, fresh)
     try:
-        err = os.open(run.stderr, _LOG_FLAGS, MODES.file)
+        err = _open_log(run.stderr, fresh)
         try:
             os.write(err, header)
             if attempt.number > 1:
@@ -171,6 +171,17 @@ def _launch(queue: JobQueue, spec: JobSpec, claim: str, run: RunPaths, attempt: 
             os.close(err)
     finally:
         os.close(out)
+
+
+def _open_log(path: Path, fresh: bool) -> int:
+    """A log opened for the child to append to. In a run directory an earlier attempt used, the job
+    may have left anything in the log's place: a FIFO there fails the start (ENXIO) instead of
+    blocking the worker, and the descriptor the child gets is a blocking one again."""
+    if fresh:
+        return os.open(path, _LOG_FLAGS, MODES.file)
+    fd = os.open(path, _LOG_FLAGS | os.O_NONBLOCK, MODES.file)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def _link_spec(queue_file: Path, job_json: Path, spec: JobSpec) -> None:

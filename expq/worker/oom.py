@@ -5,6 +5,7 @@ import os
 import re
 from pathlib import Path
 
+from expq._fs import open_regular
 from expq.queue.spec import format_size
 
 __all__ = ["ran_out_of_gpu_memory", "oom_reason", "TAIL_BYTES"]
@@ -18,11 +19,12 @@ _OOM = re.compile(rb"CUDA out of memory|CUDA_ERROR_OUT_OF_MEMORY|cudaErrorMemory
 
 def ran_out_of_gpu_memory(stderr_log: Path) -> bool:
     """Whether the current attempt's part of ``stderr.log`` (after its header) reports a CUDA OOM."""
-    try:
-        with open(stderr_log, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - TAIL_BYTES))
-            tail = handle.read()
+    try:  # the job may have put anything in the log's place: a FIFO is refused, not waited on
+        fd, size = open_regular(stderr_log)
+        try:
+            tail = os.pread(fd, TAIL_BYTES, max(0, size - TAIL_BYTES))
+        finally:
+            os.close(fd)
     except OSError:
         return False
     start = tail.rfind(ATTEMPT_HEADER)

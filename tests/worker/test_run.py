@@ -164,3 +164,23 @@ def test_a_worker_started_while_the_queue_is_being_created_completes_it(cluster)
     assert worker.poll() is None, cluster.worker_log(0)
     worker.terminate()
     assert worker.wait(20) == 0
+
+
+# A brace in a command opens a placeholder: the JSON's braces are written in octal.
+SABOTAGE = """
+d="$EXPQ_RUN_DIR"
+mkdir -p "$d/config-reads" "$d/attempts"
+printf '\\173"read": []\\175' > "$d/config-reads/1.json"
+mkfifo "$d/config-reads/2.json" "$d/attempts/7.json" "$d/attempts/reset" "$d/result.json.tmp.$PPID"
+rm "$d/stderr.log" "$d/run.env" && mkfifo "$d/stderr.log" "$d/run.env"
+exit 1
+"""
+
+
+def test_fifos_a_job_leaves_in_its_run_directory_never_block_the_worker(cluster):
+    # every file the worker reads or writes there after the child started: the config keys the job
+    # read, its attempt records, the log it warns in, the result's temp file, and for the retry the
+    # env file and the logs
+    (job,) = cluster.submit("--set", "lr=0.1", "--retries", "1", "--", "sh", "-c", SABOTAGE)
+    cluster.drain("--gpus", "none", timeout=60)
+    assert cluster.state(job) == "failed"
