@@ -8,13 +8,13 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
-           "foreign_writer", "read_at_most", "pid_exists", "which", "NotRegular", "open_regular"]
+           "foreign_writer", "read_at_most", "pid_exists", "which", "NotRegular", "open_regular", "open_for_reading"]
 
 MAX_NAME = 128
 SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
@@ -344,15 +344,15 @@ class NotRegular(OSError):
     """A FIFO, socket or device where a file was expected: never read, it may block or never end."""
 
 
-def open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """A descriptor of a regular file, opened for reading without following a link or blocking on a
-    FIFO, and the file's size.
+def open_regular(path: str | os.PathLike[str], follow_links: bool = False) -> tuple[int, int]:
+    """A descriptor of a regular file, opened for reading without blocking on a FIFO (nor, unless
+    ``follow_links``, following a link), and the file's size.
 
     Raises:
         FileNotFoundError: absent. IsADirectoryError, NotRegular: not a file. OSError (``ELOOP`` for
             a link): unreadable.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | (0 if follow_links else os.O_NOFOLLOW) | os.O_CLOEXEC)
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
@@ -363,3 +363,9 @@ def open_regular(path: str | os.PathLike[str]) -> tuple[int, int]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_for_reading(path: str | os.PathLike[str]) -> BinaryIO:
+    """``open(path, "rb")`` for a file a job writes and may have replaced by anything: a FIFO, socket
+    or device in its place raises ``NotRegular`` instead of blocking a reader (or never ending)."""
+    return os.fdopen(open_regular(path, follow_links=True)[0], "rb")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from expq._fs import NotRegular, open_for_reading
 from expq.contract import TENSORBOARD_DIR, TENSORBOARD_VAR
 from expq.errors import InputError, NotFound
 from expq.experiment.tree import relative_name
@@ -223,7 +224,7 @@ def _append(series: _Series, data: bytes) -> None:
 
 def _ends_a_line(path: Path) -> bool:
     try:
-        with open(path, "rb") as handle:
+        with open_for_reading(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             return size == 0 or (handle.seek(size - 1) >= 0 and handle.read(1) == b"\n")
     except OSError:
@@ -231,7 +232,7 @@ def _ends_a_line(path: Path) -> bool:
 
 
 def _append_bytes(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)  # a FIFO: ENXIO, not a hang
     try:
         view = memoryview(data)
         while view:
@@ -267,11 +268,11 @@ def _step(name: str, step: Any) -> int:
 def _next_step(path: Path) -> int:
     """The step after the last one already in ``path``, so a reopened series continues."""
     try:
-        with open(path, "rb") as handle:
+        with open_for_reading(path) as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - 4096))
             lines = handle.read().splitlines()
-    except FileNotFoundError:
+    except OSError:  # absent, or not a file (a folder, a FIFO): start at 0, and the append says what is wrong
         return 0
     for line in reversed(lines):
         head = line.split(b",", 1)[0]
@@ -304,12 +305,14 @@ def read_scalar_since(directory: Path, name: str, offset: int) -> tuple[numpy.nd
 
     path = metric_path(directory, name)
     try:
-        with open(path, "rb") as handle:
+        with open_for_reading(path) as handle:
             start = offset if offset <= os.fstat(handle.fileno()).st_size else 0
             handle.seek(start)
             data = handle.read()
     except FileNotFoundError:
         raise NotFound("metric", f"{name} (in {directory.parent})") from None
+    except (NotRegular, IsADirectoryError):  # something else in its place (a job may leave anything): no points
+        start, data = 0, b""
     end = data.rfind(b"\n") + 1  # a line torn by a crash, or being written, is not a point yet
     body = data[:end]
     if start == 0:

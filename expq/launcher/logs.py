@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from expq._fs import NotRegular, open_for_reading
+from expq.errors import ExpqError
 from expq.launcher.argtypes import job_id
 
 if TYPE_CHECKING:
@@ -59,7 +61,9 @@ def follow(path: Path, ended: Callable[[], bool], out: BinaryIO, poll: float = 0
             finished = ended()
             if handle is None:
                 try:
-                    handle = open(path, "rb")  # noqa: SIM115 -- kept open while following
+                    handle = open_for_reading(path)  # kept open while following
+                except (NotRegular, IsADirectoryError):  # the job may leave anything in its log's place
+                    raise ExpqError(f"{path} is not a regular file") from None
                 except FileNotFoundError:
                     if finished:
                         return
@@ -91,7 +95,6 @@ def _no_log(queue: JobQueue, state: State, spec: JobSpec, path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from expq.errors import ExpqError
     from expq.queue.states import FINISHED, State
     from expq.queue.store import JobQueue
 
@@ -102,12 +105,14 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     if not args.follow:
         try:
-            with open(path, "rb") as handle:
+            with open_for_reading(path) as handle:
                 _copy(handle, out)
         except FileNotFoundError:
             if state is State.RUNNING:  # just started: its log is empty so far
                 return 0
             raise ExpqError(_no_log(queue, state, spec, path)) from None  # exit 1: there is nothing to print
+        except (NotRegular, IsADirectoryError):  # the job may leave anything in its log's place
+            raise ExpqError(f"{path} is not a regular file") from None
         out.flush()
         return 0
     if state is State.PENDING and not path.exists():

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from expq._fs import open_for_reading
 from expq.experiment.metrics import sound_points
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def parse_values(chunk: bytes) -> numpy.ndarray:
 def last_point(path: MetricFile) -> tuple[int, float, float] | None:
     """The last complete point of a metric file, from its last few kB only (None when there is none)."""
     try:
-        with open(path, "rb") as handle:
+        with open_for_reading(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - _TAIL))
             lines = handle.read().split(b"\n")[:-1]  # the part after the last newline is torn
@@ -87,7 +88,7 @@ class _Cursor:
     def read_new(self, path: MetricFile) -> tuple[bytes, bool]:
         """The complete lines appended since the last call, and whether the file started over."""
         try:
-            with open(path, "rb") as handle:
+            with open_for_reading(path) as handle:
                 stat = os.fstat(handle.fileno())
                 restart = stat.st_ino != self.inode or stat.st_size < self.offset
                 if restart:

@@ -148,6 +148,32 @@ def test_damaged_lines_are_skipped_and_the_sound_ones_read(tmp_path: Path) -> No
     assert points["step"].tolist() == [0, 5] and points["value"].tolist() == [1.0, 2.5]
 
 
+def test_a_fifo_in_a_metrics_place_neither_blocks_nor_breaks_the_others(tmp_path: Path) -> None:
+    import errno
+    import os
+    import threading
+
+    exp = _exp(tmp_path)
+    exp.log_scalar("good", 1.0, step=0)
+    exp.flush()
+    os.mkfifo(exp.path / "metrics" / "odd.csv")  # a job may leave anything in its run directory
+    done: list[object] = []
+
+    def use() -> None:
+        exp.log_scalar("odd", 2.0)
+        try:
+            exp.flush()
+        except OSError as exc:  # the write fails at once (ENXIO): nothing waits for a reader
+            done.append(exc.errno)
+        done.append((exp.load_scalar("odd").tolist(), expq.open(exp.path).load_scalar("good").tolist()))
+
+    worker = threading.Thread(target=use, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert len(done) == 2, "a FIFO blocked"
+    assert done[0] == errno.ENXIO and done[1][0] == [] and [p[:2] for p in done[1][1]] == [(0, 1.0)]
+
+
 def test_two_processes_appending_to_one_metric_keep_whole_lines(tmp_path: Path) -> None:
     code = """
         import sys

@@ -40,6 +40,21 @@ def test_prints_stdout_or_stderr_byte_for_byte(root: Path, capsysbinary: pytest.
     assert capsysbinary.readouterr().out == b"warning\n"
 
 
+def test_a_fifo_in_a_logs_place_is_one_line_not_a_wait(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    run = run_dir(root)
+    run.mkdir(parents=True)
+    os.mkfifo(run / "stdout.log")  # the job may leave anything in its run directory
+    queue = JobQueue(root)
+    spec = queue.get(1)[1]
+    assert queue.move(spec, State.PENDING, State.RUNNING, claim="f1f0f1f0")
+    assert queue.move(spec, State.RUNNING, State.DONE, claim="f1f0f1f0")
+    for argv in (["logs", "1"], ["logs", "-f", "1"]):
+        result = subprocess.run([sys.executable, "-m", "expq", "--root", str(root), *argv], capture_output=True,
+                                text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == f"expq: error: {run / 'stdout.log'} is not a regular file\n"
+
+
 def test_a_pending_job_has_not_started(root: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["--root", str(root), "logs", "1"]) == 1
     assert capsysbinary.readouterr() == (
