@@ -1,6 +1,8 @@
 """Several real worker processes on one queue: each job exactly once; GPUs never shared."""
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 
@@ -72,7 +74,8 @@ def test_job_needing_more_gpus_than_any_worker_stays_pending(cluster, capsys):
 
 def test_workers_of_two_hosts_recover_each_others_jobs_by_heartbeat(cluster, wait_until):
     started = cluster.tmp / "started"
-    script = f"import os, time\nif os.environ['EXPQ_ATTEMPT'] == '1':\n    open('{started}', 'w').close(); time.sleep(600)\n"
+    script = (f"import os, time\nif os.environ['EXPQ_ATTEMPT'] == '1':\n"
+              f"    open('{started}', 'w').write(str(os.getpid())); time.sleep(600)\n")
     job_id = cluster.submit("--retries", "1", "--", sys.executable, "-c", script)[0]
     host_a = cluster.worker("--gpus", "none", env={"EXPQ_HOST": "host-a"})
     wait_until(started.exists, timeout=20)
@@ -84,6 +87,9 @@ def test_workers_of_two_hosts_recover_each_others_jobs_by_heartbeat(cluster, wai
         assert host_b.wait(20) == 0
     finally:
         host_a.send_signal(signal.SIGKILL)
+        # Another host cannot reach host A's processes, so its first attempt sleeps on: end it here.
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(started.read_text()), signal.SIGKILL)
     job = cluster.job(job_id)
     assert job["attempts"] == 2 and job["host"] == "host-b"
     assert "stopped sending heartbeats" in cluster.worker_log(1)
