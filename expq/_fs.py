@@ -168,15 +168,12 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     dashboard reads every run's result). Read with one read sized by its ``fstat`` (``status --json``
     reads one per job)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, size = open_regular(path, follow_links=True)
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > _RECORD_LIMIT:
-                return None
-            raw = read_at_most(fd, _RECORD_LIMIT, info.st_size, regular=True)
+            raw = read_at_most(fd, _RECORD_LIMIT, size, regular=True) if size <= _RECORD_LIMIT else b""
         finally:
             os.close(fd)
-        data = json.loads(raw) if len(raw) <= _RECORD_LIMIT else None
+        data = json.loads(raw) if len(raw) <= _RECORD_LIMIT else None  # b"" (too large) fails to parse
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -56,14 +56,15 @@ class _Series:
 
     __slots__ = ("path", "buf", "steps", "created", "torn")
 
-    def __init__(self, path: Path, next_step: int) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.buf: list[tuple[int, Any, float]] = []
-        self.steps = itertools.count(next_step)  # next() is atomic under the GIL: no lock per call
+        tail = _tail(path)  # of a file an earlier process wrote: a reopened series continues it
+        self.steps = itertools.count(_next_step(tail))  # next() is atomic under the GIL: no lock per call
         self.created = path.exists()
         # Every write ends a line, so a file that does not was cut by a crash or a power loss (a
         # retried job appends to its first attempt's metrics): the first write here ends that line.
-        self.torn = self.created and not _ends_a_line(path)
+        self.torn = tail is not None and tail[-1:] not in (b"", b"\n")
 
 
 def metric_path(directory: Path, name: str) -> Path:
@@ -112,7 +113,7 @@ class MetricsSink:
 
     def _open(self, name: str) -> _Series:
         path = metric_path(self.directory, name)
-        series = _Series(path, _next_step(path))
+        series = _Series(path)
         return self.series.setdefault(name, series)
 
     def flush(self) -> None:
@@ -222,15 +223,6 @@ def _append(series: _Series, data: bytes) -> None:
     _append_bytes(series.path, data)
 
 
-def _ends_a_line(path: Path) -> bool:
-    try:
-        with open_for_reading(path) as handle:
-            size = handle.seek(0, os.SEEK_END)
-            return size == 0 or (handle.seek(size - 1) >= 0 and handle.read(1) == b"\n")
-    except OSError:
-        return True  # nothing to mend here: the append reports what is wrong
-
-
 def _append_bytes(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)  # a FIFO: ENXIO, not a hang
     try:
@@ -265,16 +257,20 @@ def _step(name: str, step: Any) -> int:
     raise InputError(f"metric {name!r}: step {step!r} ({type(step).__name__}) is not an integer")
 
 
-def _next_step(path: Path) -> int:
-    """The step after the last one already in ``path``, so a reopened series continues."""
+def _tail(path: Path) -> bytes | None:
+    """The last 4 KiB of a metric file; None when it is absent or no file (a folder, a FIFO): its
+    steps then start at 0, and the append says what is wrong."""
     try:
         with open_for_reading(path) as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 4096))
-            lines = handle.read().splitlines()
-    except OSError:  # absent, or not a file (a folder, a FIFO): start at 0, and the append says what is wrong
-        return 0
-    for line in reversed(lines):
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _next_step(tail: bytes | None) -> int:
+    """The step after the last one in a metric file's ``tail``."""
+    for line in reversed((tail or b"").splitlines()):
         head = line.split(b",", 1)[0]
         if head.lstrip(b"-").isdigit():
             return int(head) + 1
