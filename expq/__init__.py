@@ -6,7 +6,7 @@ so that ``from expq import *`` never shadows the builtin ``open``.
 """
 from __future__ import annotations
 
-import typing as _typing
+TYPE_CHECKING = False  # not typing's: importing typing costs every command several ms (mypy reads the name)
 
 __all__ = ["Experiment", "get_experiment", "createExperiment", "getExperiment",
            "StoredRun", "StoredExperiment", "Executor", "Job", "JobError"]
@@ -26,7 +26,7 @@ _LAZY = {
     "JobError": ("expq.executor", "JobError"),
 }
 
-if _typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     from expq.executor import Executor, Job, JobError
     from expq.experiment import Experiment, StoredExperiment, StoredRun, createExperiment, get_experiment, getExperiment
     from expq.experiment import open_path as open  # noqa: A001, F401 -- expq.open, kept out of __all__

@@ -14,16 +14,19 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from expq.errors import ExpqError, InputError
 from expq.launcher.argtypes import job_id, positive_seconds, state_name, whole_number
 from expq.launcher.selectors import tag
 from expq.launcher.terminal import terminal_width
 
+# Not typing's TYPE_CHECKING: importing typing costs every command several ms, a worker before its start-up turn
+# (mypy reads the name as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from expq.queue.store import JobQueue
     from expq.worker.loop import WorkerOptions
 
@@ -281,10 +284,22 @@ def named_command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code: 0 ok, 2 bad usage or input, 1 anything else."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if named_command(words) == "worker" and "--detach" not in words:
+        from expq.worker.start_turn import end_turn, take_turn
+
+        take_turn()  # before the worker's imports, the larger part of its start (see start_turn)
+        try:
+            return _run_command(words, argv)
+        finally:
+            end_turn()  # the worker gives it back once its first jobs run; here if it never got there
+    return _run_command(words, argv)
+
+
+def _run_command(words: list[str], argv: Sequence[str] | None) -> int:
     from expq.launcher.completion import autocomplete
     from expq.launcher.defaults import apply_file_defaults, find_file
 
-    words = list(sys.argv[1:] if argv is None else argv)
     # expq.toml's tables are checked against every command, and a completing shell may ask about any
     defaults = find_file(words)
     whole = defaults is not None or "_ARGCOMPLETE" in os.environ
@@ -334,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _debug_traceback() -> None:
     if os.environ.get("EXPQ_DEBUG") == "1":
+        import traceback
+
         traceback.print_exc(file=sys.stderr)
 
 

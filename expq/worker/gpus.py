@@ -19,7 +19,6 @@ import fcntl
 import json
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from expq.contract import GPUS_VAR
-from expq.errors import InputError, InsecureQueue
+from expq.errors import InputError
 from expq.worker.gpuprobe import PROBE_TIMEOUT, GpuInfo, ProbeError, Prober
+from expq.worker.lock_dir import check_lock_dir, lock_dir_name
 
-__all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "Seat", "default_lock_dir", "check_lock_dir"]
+__all__ = ["parse_gpus", "detect_gpus", "GpuLocks", "Seat", "default_lock_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -104,37 +104,8 @@ def lock_key(gpu_id: str, gpu: GpuInfo | None) -> str:
 
 
 def default_lock_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Host-wide for this user by default; one folder per SLURM job, whose GPU numbering may be its own."""
-    environ = os.environ if environ is None else environ
-    runtime = environ.get("XDG_RUNTIME_DIR")
-    if environ.get("EXPQ_GPU_LOCK_DIR"):
-        base = Path(environ["EXPQ_GPU_LOCK_DIR"])
-    elif runtime and os.path.isdir(runtime) and os.stat(runtime).st_uid == os.geteuid():
-        base = Path(runtime) / "expq-gpu-locks"
-    else:
-        base = Path(f"/tmp/expq-gpu-locks-{os.geteuid()}")
-    slurm_job = environ.get("SLURM_JOB_ID")
-    return base / f"slurm-{slurm_job}" if slurm_job else base
-
-
-def check_lock_dir(path: Path) -> None:
-    """Create the lock folder (and its parent) owner-only, or accept it only if this user owns it and
-    nobody else can write to it: a folder planted by another user would let them free our GPUs.
-
-    Raises:
-        InsecureQueue: naming the folder and what is wrong with it.
-    """
-    for folder in (path.parent, path) if path.parent.name.startswith("expq-gpu-locks") else (path,):
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            info = os.lstat(folder)
-            if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-                raise InsecureQueue(folder, "the GPU lock folder is not a directory (a symlink or a file)") from None
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-                raise InsecureQueue(folder, f"the GPU lock folder is owned by uid {info.st_uid} or writable by others "
-                                            f"(mode {stat.S_IMODE(info.st_mode):o}); remove it, or set "
-                                            "EXPQ_GPU_LOCK_DIR to a folder of yours") from None
+    """The lock folder of this user on this host (see ``lock_dir``)."""
+    return Path(lock_dir_name(environ))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from expq.errors import InsecureQueue
-from expq.worker.gpus import check_lock_dir
+from expq.worker.lock_dir import check_lock_dir
 
 __all__ = ["HostReaper"]
 

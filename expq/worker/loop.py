@@ -55,6 +55,7 @@ from expq.worker.job import (
 from expq.worker.lost import end_lost_attempt, lost_attempt_cgroup
 from expq.worker.placement import DEFAULT_FOREIGN_MEM, GpuPolicy, Placer
 from expq.worker.signals import SignalFlags
+from expq.worker.start_turn import end_turn
 from expq.worker.wakeup import ChangeWatch
 
 __all__ = ["Worker", "WorkerOptions", "identity"]
@@ -181,6 +182,7 @@ class Worker:
         self.flags.install()
         try:
             while self.step(time.time()):
+                end_turn()  # its first jobs run: the next worker on this host may start (see start_turn)
                 if self._idle and self.change_watch.arm():
                     continue  # a change that came before the watch would not wake it: look once more
                 self.flags.wait(self._sleep_time(time.time()), self.change_watch.fd)

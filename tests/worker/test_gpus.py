@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from expq.errors import InputError, InsecureQueue
-from expq.worker.gpus import GpuLocks, check_lock_dir, default_lock_dir, detect_gpus, parse_gpus
+from expq.worker.gpus import GpuLocks, default_lock_dir, detect_gpus, parse_gpus
+from expq.worker.lock_dir import check_lock_dir
 
 SMI = """#!/bin/sh
 case "$*" in
