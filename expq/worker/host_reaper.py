@@ -11,7 +11,6 @@ one ``unlink`` and kills only its own attempt).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -29,10 +28,11 @@ class HostReaper:
     """This worker's claim to the host's orphan recovery for one queue."""
 
     def __init__(self, lock_dir: Path, host: str, root: Path, worker_id: str) -> None:
-        digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
         self.lock_dir = lock_dir
-        self.path = lock_dir / f"reaper-{host.replace('/', '_')}-{digest}.lock"
+        self.host = host.replace("/", "_")
+        self.root = root
         self.worker_id = worker_id
+        self.path: Path | None = None  # known once the root exists (the worker creates it first)
         self._fd: int | None = None
 
     def is_mine(self, holder_is_stale: Callable[[str], bool]) -> bool:
@@ -41,6 +41,9 @@ class HostReaper:
             return True
         try:
             check_lock_dir(self.lock_dir)
+            # Named by the root's identity on this host (device and inode), whatever path names it.
+            info = os.stat(self.root)
+            self.path = self.lock_dir / f"reaper-{self.host}-{info.st_dev:x}-{info.st_ino:x}.lock"
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except (OSError, InsecureQueue) as exc:
             log.debug("no host-wide reaper lock (%s): this worker recovers orphans too", exc)

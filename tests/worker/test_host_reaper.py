@@ -11,6 +11,7 @@ def _never(worker_id: str) -> bool:
 
 def test_one_worker_per_host_holds_the_reaper_lock_and_the_next_takes_over_when_it_ends(tmp_path):
     locks, root = tmp_path / "locks", tmp_path / "root"
+    root.mkdir()
     first = HostReaper(locks, "node1", root, "node1-11-aaaaaa")
     second = HostReaper(locks, "node1", root, "node1-12-bbbbbb")
     assert first.is_mine(_never)
@@ -23,6 +24,7 @@ def test_one_worker_per_host_holds_the_reaper_lock_and_the_next_takes_over_when_
 
 
 def test_the_others_step_in_while_the_holder_is_frozen(tmp_path):
+    (tmp_path / "root").mkdir()
     holder = HostReaper(tmp_path / "locks", "node1", tmp_path / "root", "node1-11-aaaaaa")
     other = HostReaper(tmp_path / "locks", "node1", tmp_path / "root", "node1-12-bbbbbb")
     assert holder.is_mine(_never)
@@ -34,11 +36,23 @@ def test_the_others_step_in_while_the_holder_is_frozen(tmp_path):
 
 def test_hosts_and_queues_have_reapers_of_their_own(tmp_path):
     locks = tmp_path / "locks"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
     reapers = [HostReaper(locks, "node1", tmp_path / "a", "w1"), HostReaper(locks, "node2", tmp_path / "a", "w2"),
                HostReaper(locks, "node1", tmp_path / "b", "w3")]
     assert all(reaper.is_mine(_never) for reaper in reapers)
     for reaper in reapers:
         reaper.close()
+
+
+def test_a_queue_named_by_two_paths_has_one_reaper(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "root")
+    by_path = HostReaper(tmp_path / "locks", "node1", tmp_path / "root", "w1")
+    by_link = HostReaper(tmp_path / "locks", "node1", tmp_path / "link", "w2")
+    assert by_path.is_mine(_never)
+    assert not by_link.is_mine(_never)
+    by_path.close()
 
 
 def test_without_a_usable_lock_folder_every_worker_recovers(tmp_path):
