@@ -1,6 +1,6 @@
 """``python -m expq`` runs the command-line interface."""
 import sys
 
-from expq.launcher.cli import main
+from expq.launcher.entry import main
 
 sys.exit(main())

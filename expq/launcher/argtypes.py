@@ -11,6 +11,8 @@ import argparse
 import re
 from collections.abc import Callable
 
+from expq.contract import is_reserved_var
+
 __all__ = ["whole_number", "count", "positive_seconds", "parse_duration", "job_id", "port", "state_name", "clean_text",
            "env_pair", "STATE_NAMES", "MAX_SECONDS"]
 
@@ -104,8 +106,6 @@ def env_pair(text: str) -> tuple[str, str]:
     if not sep or not _ENV_KEY.fullmatch(key):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not KEY=VALUE with a KEY of letters, digits and _ (not starting with a digit)")
-    from expq.contract import is_reserved_var  # contract imports dataclasses and pathlib
-
     if is_reserved_var(key):
         raise argparse.ArgumentTypeError(
             f"{text!r}: {key} is set by the worker for each job and cannot be overridden")

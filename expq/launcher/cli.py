@@ -15,18 +15,15 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from expq.errors import ExpqError, InputError
 from expq.launcher.argtypes import job_id, positive_seconds, state_name, whole_number
+from expq.launcher.entry import command_word
 from expq.launcher.selectors import tag
 from expq.launcher.terminal import terminal_width
 
-# Not typing's TYPE_CHECKING: importing typing costs every command several ms, a worker before its start-up turn
-# (mypy reads the name as true).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
-
     from expq.queue.store import JobQueue
     from expq.worker.loop import WorkerOptions
 
@@ -271,35 +268,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def named_command(argv: Sequence[str]) -> str | None:
     """The command a command line names (its first word that is neither an option nor ``--root``'s
     value), or None: then the whole parser is needed (``--help``, no command, an unknown one)."""
-    words = iter(argv)
-    for word in words:
-        if word in ("-h", "--help"):  # expq's own help lists every command
-            return None
-        if word == "--root":
-            next(words, None)
-        elif not word.startswith("-"):
-            return word if any(word in commands for commands in COMMAND_MODULES.values()) else None
-    return None
+    word = command_word(argv)
+    return word if word is not None and any(word in commands for commands in COMMAND_MODULES.values()) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code: 0 ok, 2 bad usage or input, 1 anything else."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    if named_command(words) == "worker" and "--detach" not in words:
-        from expq.worker.start_turn import end_turn, take_turn
-
-        take_turn()  # before the worker's imports, the larger part of its start (see start_turn)
-        try:
-            return _run_command(words, argv)
-        finally:
-            end_turn()  # the worker gives it back once its first jobs run; here if it never got there
-    return _run_command(words, argv)
-
-
-def _run_command(words: list[str], argv: Sequence[str] | None) -> int:
     from expq.launcher.completion import autocomplete
     from expq.launcher.defaults import apply_file_defaults, find_file
 
+    words = list(sys.argv[1:] if argv is None else argv)
     # expq.toml's tables are checked against every command, and a completing shell may ask about any
     defaults = find_file(words)
     whole = defaults is not None or "_ARGCOMPLETE" in os.environ

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 
 from expq.errors import InsecureQueue
+
+TYPE_CHECKING = False  # not typing's: this module runs before a worker's start-up turn
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["lock_dir_name", "check_lock_dir"]
 

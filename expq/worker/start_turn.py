@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import threading
-from collections.abc import Mapping
 
 from expq.errors import InsecureQueue
 from expq.worker.lock_dir import check_lock_dir, lock_dir_name
+
+TYPE_CHECKING = False  # not typing's: this module runs before a worker's start-up turn
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["take_turn", "end_turn", "TURN_TIMEOUT"]
 
@@ -76,6 +78,8 @@ def _open_seat(folder: str, seat: int) -> int:
 def _wait_for_lock(fd: int, timeout: float) -> bool:
     """A blocking ``flock`` in a helper thread, waited for at most ``timeout`` (no polling, no signal).
     After a timeout the descriptor is the thread's: it closes it once the lock comes."""
+    import threading  # only when waiting: what comes before a seat is every start's
+
     decided = threading.Lock()
     locked = threading.Event()
     abandoned = False

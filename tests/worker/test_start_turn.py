@@ -104,22 +104,19 @@ def test_an_unsafe_lock_folder_means_no_turn_and_no_wait(tmp_path: Path) -> None
     assert list(shared.iterdir()) == []
 
 
-@pytest.mark.parametrize("argv", [["worker", "--detach"], ["status"]])
-def test_only_a_worker_in_the_foreground_takes_a_turn(argv: list[str], tmp_path: Path) -> None:
-    # the command itself is replaced: what is asked is whether main took a turn before running it
-    code = ("import sys\nfrom expq.launcher import cli\n"
-            "cli._run_command = lambda words, argv: print('expq.worker.start_turn' in sys.modules)\n"
-            f"cli.main({argv!r})\n")
+@pytest.mark.parametrize(("argv", "takes_turn"), [
+    (["worker", "--drain"], True), (["--root", "r", "worker"], True), (["--root", "worker", "status"], False),
+    (["worker", "--detach"], False), (["status"], False), (["--help", "worker"], False)])
+def test_only_a_worker_in_the_foreground_takes_a_turn(argv: list[str], takes_turn: bool, tmp_path: Path) -> None:
+    # the command itself is replaced: what is asked is whether a seat was held while it ran
+    code = ("import sys\nfrom expq.launcher import cli, entry\n"
+            "def command():\n"
+            "    turn = sys.modules.get('expq.worker.start_turn')\n"
+            "    print(turn is not None and turn._held is not None)\n"
+            "    return 0\n"
+            "cli.main = command\n"
+            f"sys.argv = ['expq', *{argv!r}]\n"
+            "entry.main()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
                          env={**os.environ, "EXPQ_GPU_LOCK_DIR": str(tmp_path / "locks")}).stdout
-    assert out == "False\n"
-
-
-def test_a_worker_in_the_foreground_does(tmp_path: Path) -> None:
-    code = ("from expq.launcher import cli\nfrom expq.worker import start_turn\n"
-            "cli._run_command = lambda words, argv: print(start_turn._held is not None)\n"
-            "cli.main(['worker', '--drain'])\n"
-            "print(start_turn._held is not None)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
-                         env={**os.environ, "EXPQ_GPU_LOCK_DIR": str(tmp_path / "locks")}).stdout
-    assert out == "True\nFalse\n"  # held while the command runs, given back when it returns
+    assert out == f"{takes_turn}\n"
