@@ -97,7 +97,7 @@ def _victim(queue: JobQueue, state: State, path: Path) -> Victim | None:
     except FileNotFoundError:  # moved on since the listing: look it up where it is now
         try:
             state, spec = queue.get(job_id_of(path.name))
-        except (NotFound, ValueError):
+        except (InputError, ValueError):  # gone, or malformed where it went
             return None
         found = queue.locate(spec.id)
         return Victim(state, spec, found[1]) if found else None

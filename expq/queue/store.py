@@ -240,7 +240,8 @@ class JobQueue:
         """The current state and spec of a job.
 
         Raises:
-            NotFound: no job has this id (or its file is not a valid spec).
+            NotFound: no job has this id.
+            InputError: the job's file is not a valid spec (named: a file put there by hand, or damaged).
         """
         for _ in range(5):  # the job may move between locating and reading it; look again
             found = self.locate(job_id)
@@ -250,8 +251,8 @@ class JobQueue:
                 return found[0], read_spec(found[1])
             except FileNotFoundError:
                 continue
-            except InputError:
-                break
+            except InputError as exc:
+                raise InputError(f"job {job_id}: {found[1]} is not a job file expq can read ({exc})") from None
         raise NotFound("job", job_id)
 
     def read(self, state: State, name: str) -> JobSpec:

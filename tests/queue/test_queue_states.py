@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from expq.errors import InvalidTransition
+from expq.errors import InputError, InvalidTransition, NotFound
 from expq.queue.ids import allocate_ids
 from expq.queue.spec import JobSpec
 from expq.queue.states import FINISHED, TRANSITIONS, State, check_transition
@@ -65,3 +65,17 @@ def test_an_illegal_move_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidTransition, match="job 1 cannot go from done to pending"):
         queue.move(spec, State.DONE, State.PENDING)
     assert queue.state_of(spec.id) is State.DONE
+
+
+def test_a_job_whose_file_cannot_be_read_is_named_not_called_missing(tmp_path: Path) -> None:
+    queue, spec = _one_job(tmp_path)
+    assert queue.move(spec, State.PENDING, State.RUNNING) and queue.move(spec, State.RUNNING, State.DONE)
+    # a file put by hand under the same id, in a state looked at first
+    planted = queue.paths.state_dir(State.PENDING) / "cpu" / "0" / f"{spec.id:08d}.json"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("not a spec")
+    with pytest.raises(InputError, match=f"job 1: {planted} is not a job file expq can read") as caught:
+        queue.get(spec.id)
+    assert not isinstance(caught.value, NotFound)
+    planted.unlink()
+    assert queue.get(spec.id) == (State.DONE, spec)
