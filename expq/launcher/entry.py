@@ -30,6 +30,7 @@ def command_word(argv: Sequence[str]) -> str | None:
 
 
 def main() -> int:
+    """``expq``'s command line (``sys.argv``), run by ``launcher.cli`` once a worker has its turn."""
     words = sys.argv[1:]
     if command_word(words) == "worker" and "--detach" not in words:
         from expq.worker.start_turn import take_turn

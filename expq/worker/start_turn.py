@@ -7,8 +7,8 @@ run after a tenth of a second and each next worker's a little later: the slots w
 average (first come, first served against processor sharing, for tasks of equal length).
 
 A turn is an ``flock`` on one of N seat files in the user's lock folder (``lock_dir``), taken by the
-command line before it imports the worker and given back once the worker has started its first jobs,
-or by the kernel when the process ends. A worker that waits longer than ``TURN_TIMEOUT`` for a seat
+console script (``launcher/entry.py``) before anything else is imported and given back once the
+worker has started its first jobs, or by the kernel when the process ends. A worker that waits longer than ``TURN_TIMEOUT`` for a seat
 starts anyway: one stuck while starting (a hung GPU probe, a queue on a stalled file system) delays
 the others once, never for good. The seat descriptor is close-on-exec, so jobs never hold a turn.
 """
