@@ -120,3 +120,12 @@ def test_only_a_worker_in_the_foreground_takes_a_turn(argv: list[str], takes_tur
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
                          env={**os.environ, "EXPQ_GPU_LOCK_DIR": str(tmp_path / "locks")}).stdout
     assert out == f"{takes_turn}\n"
+
+
+def test_a_worker_whose_lock_folder_is_unusable_starts_without_a_turn(cluster: Cluster, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the lock folder should be")
+    (job,) = cluster.submit("--", "true")
+    cluster.worker("--drain", env={"EXPQ_GPU_LOCK_DIR": str(blocked)})
+    assert cluster.workers[-1].wait(60) == 0, cluster.worker_log()
+    assert cluster.state(job) == "done"
