@@ -511,13 +511,25 @@ class Worker:
         self._cancels_seen = mtime if now - mtime / 1e9 > CANCELS_SETTLE else None
         return True
 
+    def _cancels_for_running_jobs(self, now: float) -> set[int]:
+        """The running jobs that have a cancel request, looked for only when requests may have come:
+        one listing of the folder (a request lives only while its job runs), not a ``stat`` per job."""
+        if not self._cancels_may_have_come(now):
+            return set()
+        try:
+            names = os.listdir(self.queue.paths.cancel_requests)
+        except OSError:
+            return set()
+        listed = {int(name) for name in names if name.isascii() and name.isdigit()}
+        return {job for job in listed & self.jobs.keys() if self._cancel_requested(job)}
+
     def _supervise(self, now: float) -> None:
         if not self.jobs:
             return
-        cancels = self._cancels_may_have_come(now)
+        cancelled = self._cancels_for_running_jobs(now)
         for job in self.jobs.values():
             if job.stopping is None:
-                if cancels and self._cancel_requested(job.spec.id):
+                if job.spec.id in cancelled:
                     self._terminate(job, Outcome.CANCELLED, "cancelled by user", now)
                 elif job.deadline is not None and now >= job.deadline:
                     self._terminate(job, Outcome.TIMEOUT, f"timeout after {job.spec.timeout:g} s", now)
