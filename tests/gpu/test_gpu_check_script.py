@@ -34,11 +34,11 @@ def test_the_real_gpu_check_passes_against_the_fake_gpu(box, tmp_path):
     env = {**box.env(), "PYTHONPATH": str(fake_torch), "EXPQ_CHECK_PROBES": "smi smi", "PYTHON": str(
         Path(__import__("sys").executable))}
     env.pop("EXPQ_GPU_LOCK_DIR")
-    before = _workers_of_the_script()
+    before = _workers_of_the_script(env["FAKE_SMI_STATE"])
     done = subprocess.run(["bash", str(HERE / "check_real_gpu.sh")], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _workers_of_the_script() - before == set()  # its worker ended with it (it was left running once)
+    assert _workers_of_the_script(env["FAKE_SMI_STATE"]) - before == set()  # its worker ended with it (it was left running once)
     out = done.stdout
     assert "probes agree (pids visible)" in out
     assert "third job waits: GPU 0 runs 2 jobs (--jobs-per-gpu 2)" in out
@@ -47,11 +47,13 @@ def test_the_real_gpu_check_passes_against_the_fake_gpu(box, tmp_path):
     assert out.rstrip().endswith("== every check held")
 
 
-def _workers_of_the_script() -> set[int]:
-    """Live processes running the script's worker command line (``worker --gpus 0 --jobs-per-gpu 2``)."""
+def _workers_of_the_script(fake_gpus: str) -> set[int]:
+    """Live workers the script started: their environment names this test's fake GPUs (the tests run
+    beside it start workers with the same options, on fake GPUs of their own)."""
     found = set()
-    for process in psutil.process_iter(["cmdline", "status"]):  # read at once: a process may end meanwhile
-        line = process.info["cmdline"] or []
-        if "worker" in line and "--jobs-per-gpu" in line and "expq" in line and process.info["status"] != "zombie":
+    for process in psutil.process_iter(["cmdline", "status", "environ"]):  # read at once: it may end meanwhile
+        line, environ = process.info["cmdline"] or [], process.info["environ"] or {}
+        if ("worker" in line and "expq" in line and process.info["status"] != "zombie"
+                and environ.get("FAKE_SMI_STATE") == fake_gpus):
             found.add(process.pid)
     return found
