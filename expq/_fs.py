@@ -14,7 +14,7 @@ from expq.errors import InputError
 
 __all__ = ["atomic_write", "write_file", "read_json_object", "fsync_dir", "sync_filesystem", "check_name", "slug", "ensure_dir", "make_dir", "make_private_dir", "MAX_NAME",
            "MODES", "Modes", "adopt_root", "SHARED_GROUP_FILE",
-           "foreign_writer", "read_at_most", "pid_exists", "which", "NotRegular", "open_regular", "open_for_reading"]
+           "foreign_writer", "read_at_most", "pid_exists", "which", "NotRegular", "open_regular", "open_for_reading", "NOFOLLOW"]
 
 MAX_NAME = 128
 SHARED_GROUP_FILE = "shared-group"  # <root>/queue/shared-group: the group a shared root belongs to
@@ -58,9 +58,10 @@ def adopt_root(root: Path) -> None:
         return
     if stat.S_ISREG(info.st_mode) and info.st_gid == gid and not info.st_mode & 0o022:
         MODES.share_with(gid)
-# A symlink planted in the tree is never written through, and a FIFO planted there is never waited
-# on (opening one for writing blocks until a reader comes; O_NONBLOCK changes nothing for a file).
-_NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# Every open of a file in the tree carries these: a symlink planted there is never written through,
+# and a FIFO planted there is never waited on (opening one blocks until the other side comes;
+# O_NONBLOCK changes nothing for a file).
+NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]+")
 _UNSAFE_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
 
@@ -74,7 +75,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, durable: bool 
     path = os.fspath(path)
     tmp = f"{path}.tmp.{os.getpid()}"
     payload = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, MODES.file)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | NOFOLLOW, MODES.file)
     try:
         try:
             _write_all(fd, payload)
@@ -97,7 +98,7 @@ def write_file(path: str | os.PathLike[str], data: bytes, exclusive: bool = Fals
     job's files before its child starts) or whose readers treat a torn file as absent (a lease).
     ``exclusive`` refuses to replace an existing file.
     """
-    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
+    flags = os.O_WRONLY | os.O_CREAT | NOFOLLOW | (os.O_EXCL if exclusive else os.O_TRUNC)
     fd = os.open(path, flags, MODES.file)
     try:
         _write_all(fd, data)

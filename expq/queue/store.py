@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from expq._fs import (
+    NOFOLLOW,
     adopt_root,
     atomic_write,
     ensure_dir,
@@ -372,7 +373,7 @@ def read_queue_file(path: str | os.PathLike[str], limit: int = MAX_SPEC_BYTES) -
         FileNotFoundError: it is gone (moved on). InputError: anything but a small regular file.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW)
     except FileNotFoundError:
         raise
     except OSError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from expq._fs import NOFOLLOW
 from expq.contract import CONFIG_READS_DIR
 from expq.errors import InputError
 from expq.queue.attempts import Outcome
@@ -45,8 +46,8 @@ def check_config_reads(job: RunningJob, status: ExitStatus) -> list[str]:
         return []
     warning = warning_text(unread)
     try:
-        # O_NONBLOCK: a FIFO the job left in the log's place fails at once instead of blocking the worker
-        fd = os.open(job.run.stderr, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        # a FIFO the job left in the log's place fails at once instead of blocking the worker
+        fd = os.open(job.run.stderr, os.O_WRONLY | os.O_APPEND | NOFOLLOW)
         try:
             os.write(fd, f"expq: warning: {warning}{' (--strict: the job fails)' if job.spec.strict else ''}\n"
                      .encode())
