@@ -171,10 +171,12 @@ def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     try:
         fd, size = open_regular(path, follow_links=True)
         try:
-            raw = read_at_most(fd, _RECORD_LIMIT, size, regular=True) if size <= _RECORD_LIMIT else b""
+            raw = read_at_most(fd, _RECORD_LIMIT, size, regular=True) if size <= _RECORD_LIMIT else None
         finally:
             os.close(fd)
-        data = json.loads(raw) if len(raw) <= _RECORD_LIMIT else None  # b"" (too large) fails to parse
+        if raw is None or len(raw) > _RECORD_LIMIT:  # larger than any record expq writes
+            return None
+        data = json.loads(raw)
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None

@@ -77,27 +77,34 @@ def _open_seat(folder: str, seat: int) -> int:
 
 def _wait_for_lock(fd: int, timeout: float) -> bool:
     """A blocking ``flock`` in a helper thread, waited for at most ``timeout`` (no polling, no signal).
-    After a timeout the descriptor is the thread's: it closes it once the lock comes."""
+    Whoever gives up on the descriptor closes it: this function when the lock failed, the thread when
+    it comes after the timeout."""
     import threading  # only when waiting: what comes before a seat is every start's
 
     decided = threading.Lock()
-    locked = threading.Event()
-    abandoned = False
+    done = threading.Event()
+    locked = abandoned = False
 
     def wait() -> None:
+        nonlocal locked
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            got = True
         except OSError:
-            return
+            got = False
         with decided:
             if abandoned:
                 os.close(fd)
             else:
-                locked.set()
+                locked = got
+                done.set()
 
     threading.Thread(target=wait, name="expq-start-turn", daemon=True).start()
-    if locked.wait(timeout):
-        return True
+    done.wait(timeout)
     with decided:
-        abandoned = not locked.is_set()
-    return not abandoned
+        if not done.is_set():
+            abandoned = True
+            return False
+    if not locked:
+        os.close(fd)
+    return locked
